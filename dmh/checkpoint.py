@@ -1,0 +1,86 @@
+"""Checkpoints: plain dicts of tensors and primitives, loadable with `torch.load(..., weights_only=True)`.
+
+A checkpoint holds `model` (state dict), `arch` (what rebuilds the model, e.g. DenoiseNet's in_channels and width),
+and, when written by `dmh.train.train`, `optimizer`, `scheduler`, `step`, `rng`, `config` and `history`. Files are
+named `step_0001234.pt` and written atomically (temporary file, then rename), so a killed run never leaves a
+half-written checkpoint under that name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["arch_of", "save_checkpoint", "load_checkpoint", "load_weights", "check_arch", "last_checkpoint", "checkpoint_path"]
+
+_NAME = re.compile(r"^step_(\d+)\.pt$")
+
+
+def arch_of(model: nn.Module) -> dict[str, Any]:
+    """The model's `arch` dict if it has one, else its class name (unwrapping DDP's `.module`)."""
+    model = getattr(model, "module", model)
+    arch = getattr(model, "arch", None)
+    return dict(arch) if arch is not None else {"name": type(model).__name__}
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write `state` to `path` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with `weights_only=True`; a missing, truncated or corrupt file raises an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for damaged files
+        raise RuntimeError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {e})") from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise RuntimeError(f"{path} is not a dmh checkpoint (no 'model' entry)")
+    return ckpt
+
+
+def _fmt(arch: dict[str, Any]) -> str:
+    name = arch.get("name", "?")
+    args = ", ".join(f"{k}={v}" for k, v in arch.items() if k != "name")
+    return f"{name}({args})"
+
+
+def check_arch(model: nn.Module, ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> None:
+    """Raise ValueError saying which architecture the checkpoint holds if it is not the model's."""
+    want, have = arch_of(model), ckpt.get("arch")
+    if have is not None and dict(have) != want:
+        raise ValueError(f"{path} holds {_fmt(dict(have))}, but the model is {_fmt(want)}")
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load a checkpoint's weights into `model` after checking the architecture; returns the model."""
+    ckpt = load_checkpoint(path)
+    check_arch(model, ckpt, path)
+    getattr(model, "module", model).load_state_dict(ckpt["model"])
+    return model
+
+
+def last_checkpoint(folder: str | os.PathLike) -> Path | None:
+    """The `step_*.pt` file with the highest step in `folder`, or None."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return max(found)[1] if found else None
+
+
+def checkpoint_path(folder: str | os.PathLike, step: int) -> Path:
+    return Path(folder) / f"step_{step:07d}.pt"

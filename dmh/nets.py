@@ -1,0 +1,174 @@
+"""The paper's denoising network (Liu et al., IJCAI 2018) and tiled inference.
+
+Layout (width 1, PAPER.md): conv0 5x5 -> two stride-2 encoders with bottleneck residual blocks -> two 4x4
+transposed convs with skip concatenations -> last 3x3; the output is the noisy input plus the predicted correction.
+Images are NCHW float tensors in [0, 1] (noisy ones may leave that range; nothing is clipped).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dmh.images import to_nchw
+
+__all__ = ["Bottleneck", "DenoiseNet", "denoisenet", "denoise", "RECEPTIVE_RADIUS"]
+
+#: Pixels of context on each side that one output pixel depends on (computed for the layout below: 22);
+#: tiles of `denoise` carry at least this margin, which makes tiled and untiled results equal.
+RECEPTIVE_RADIUS = 22
+
+
+def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Bottleneck(nn.Module):
+    """Residual block 1x1 -> 3x3 -> 1x1 (no conv bias), BN after each conv, ReLU after the sum."""
+
+    def __init__(self, channels: int, mid: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, mid, 1, bias=False),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, 3, padding=1, bias=False),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x + self.body(x))
+
+
+class DenoiseNet(nn.Module):
+    """The paper's three-scale residual denoiser.
+
+    Args:
+        in_channels: 3 for colour, 1 for grey.
+        width: multiplier of every channel count (1.0 = the authors' 64/128/256 layout, 1.03 M parameters at 3
+            channels); the `cpu` preset uses a narrower net.
+
+    Input and output: (N, C, H, W) float, images in [0, 1]; any H x W (reflect-padded to a multiple of 4 inside,
+    cropped back).
+    """
+
+    def __init__(self, in_channels: int = 3, width: float = 1.0) -> None:
+        super().__init__()
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        if not width > 0:
+            raise ValueError(f"width must be > 0, got {width}")
+        self.in_channels = in_channels
+        self.width = float(width)
+
+        def c(n: int) -> int:
+            return max(1, int(round(n * width)))
+
+        c0, c1, c2, cb1, up1, c3, cb3, up2 = c(64), c(128), c(128), c(32), c(32), c(256), c(64), c(64)
+        self.conv0 = nn.Conv2d(in_channels, c0, 5, padding=2)
+        self.enc1 = nn.Sequential(_conv_bn_relu(c0, c1, stride=2), Bottleneck(c1, cb1))
+        self.enc2 = nn.Sequential(_conv_bn_relu(c1, c2, stride=2), Bottleneck(c2, cb1))
+        self.up1 = nn.ConvTranspose2d(c2, up1, 4, stride=2, padding=1)
+        self.dec1 = nn.Sequential(_conv_bn_relu(c1 + up1, c3), Bottleneck(c3, cb3))
+        self.up2 = nn.ConvTranspose2d(c3, up2, 4, stride=2, padding=1)
+        self.last = nn.Conv2d(c0 + up2, in_channels, 3, padding=1)
+
+    @property
+    def arch(self) -> dict[str, Any]:
+        """What rebuilds this network; stored in checkpoints and checked on load."""
+        return {"name": "DenoiseNet", "in_channels": self.in_channels, "width": self.width}
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"DenoiseNet(in_channels={self.in_channels}) expects (N, {self.in_channels}, H, W), "
+                f"got shape {tuple(x.shape)}"
+            )
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % 4, (-w) % 4
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) < 2 else "reflect") if ph or pw else x
+        f0 = self.conv0(xp)  # (N, 64w, H, W)
+        f1 = self.enc1(f0)  # (N, 128w, H/2, W/2)
+        f2 = self.enc2(f1)  # (N, 128w, H/4, W/4)
+        d1 = self.dec1(torch.cat([f1, self.up1(f2)], 1))  # (N, 256w, H/2, W/2)
+        out = xp + self.last(torch.cat([f0, self.up2(d1)], 1))
+        return out[..., :h, :w]
+
+
+def denoisenet(*, in_channels: int = 3, width: float = 1.0, weights: str | None = None) -> DenoiseNet:
+    """Build a `DenoiseNet`, optionally loading a checkpoint file written by `dmh.train` (path in `weights`)."""
+    net = DenoiseNet(in_channels=in_channels, width=width)
+    if weights is not None:
+        from dmh.checkpoint import load_weights
+
+        load_weights(net, weights)
+    return net
+
+
+@torch.inference_mode()
+def denoise(
+    net: nn.Module,
+    image: Any,
+    *,
+    tile: int | None = 256,
+    overlap: int = 32,
+    batch_size: int = 4,
+) -> Tensor:
+    """Denoise an image of any size with bounded memory.
+
+    Args:
+        net: a denoiser mapping (N, C, H, W) to the same shape (put in eval mode here).
+        image: (C, H, W) or (N, C, H, W) tensor, or an (H, W) / (H, W, C) numpy array (uint8 / uint16 are scaled to
+            [0, 1]); see `dmh.images.to_nchw`.
+        tile: core tile size in pixels (rounded up to a multiple of 4); None runs the whole image at once.
+        overlap: context margin on each side of a tile; at >= `RECEPTIVE_RADIUS` the result equals the untiled one
+            up to float rounding. Tiles are cropped to their cores (not averaged), so no seams are blended.
+        batch_size: tiles per forward pass.
+
+    Returns:
+        (N, C, H, W) float tensor (N = 1 for a single image), not clipped.
+    """
+    x = to_nchw(image, channels=getattr(net, "in_channels", None))
+    net.eval()
+    dev = next(net.parameters()).device
+    if tile is None:
+        return net(x.to(dev)).cpu()
+    if tile < 4 or overlap < 0:
+        raise ValueError(f"tile must be >= 4 and overlap >= 0, got tile={tile}, overlap={overlap}")
+    t = 4 * math.ceil(tile / 4)
+    m = 4 * math.ceil(overlap / 4)
+    n, ch, h, w = x.shape
+    # Pad once to a multiple of 4 as the untiled forward does, so every tile sits on the same stride-4 grid.
+    ph, pw = (-h) % 4, (-w) % 4
+    xp = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) < 2 else "reflect") if ph or pw else x
+    hp, wp = xp.shape[-2:]
+    out = torch.empty_like(xp)
+    boxes = [(i, j) for i in range(0, hp, t) for j in range(0, wp, t)]
+    for k in range(n):
+        for b in range(0, len(boxes), batch_size):
+            chunk = boxes[b : b + batch_size]
+            crops, spans = [], []
+            for i, j in chunk:
+                i0, j0 = max(i - m, 0), max(j - m, 0)
+                i1, j1 = min(i + t + m, hp), min(j + t + m, wp)
+                crops.append(xp[k, :, i0:i1, j0:j1])
+                spans.append((i, j, i0, j0, min(i + t, hp), min(j + t, wp)))
+            # Tiles at the image edge are smaller; run same-shaped tiles together.
+            for shape in {c.shape for c in crops}:
+                idx = [q for q, c in enumerate(crops) if c.shape == shape]
+                res = net(torch.stack([crops[q] for q in idx]).to(dev)).cpu()
+                for r, q in zip(res, idx):
+                    i, j, i0, j0, ie, je = spans[q]
+                    out[k, :, i:ie, j:je] = r[:, i - i0 : ie - i0, j - j0 : je - j0]
+    return out[..., :h, :w]

@@ -1,0 +1,201 @@
+"""One framework-free training loop for every model in dmh (denoisers, cascades, task networks).
+
+The loop owns a `torch.Generator` seeded from the config; the caller's `step_fn(model, generator)` draws its batch
+(crops, noise, sigma) from it and returns the loss. Because the generator's state, the global RNG state, the
+optimizer and the scheduler are all checkpointed, a run stopped after k steps and resumed ends bit-identical to an
+uninterrupted one (on the same machine and thread count).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from dmh.checkpoint import arch_of, checkpoint_path, last_checkpoint, load_checkpoint, save_checkpoint
+
+__all__ = ["TrainConfig", "StepFn", "train", "build_optimizer"]
+
+#: step_fn(model, generator) -> (loss, parts): draws one batch with `generator` and returns the scalar loss and a
+#: dict of floats to log (e.g. {"rec": ..., "task": ...}).
+StepFn = Callable[[nn.Module, torch.Generator], tuple[Tensor, dict[str, float]]]
+
+# Fields that may change between a run and its resumption (they do not change the numbers).
+_RESUMABLE = {"max_steps", "ckpt_every", "keep_last", "log_every", "progress"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run.
+
+    Attributes:
+        max_steps: optimizer steps in all.
+        optimizer: "adam" or "sgd" (momentum, as the authors).
+        lr: base learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay.
+        milestones: steps at which the learning rate is multiplied by `gamma`.
+        gamma: learning-rate factor at each milestone.
+        grad_clip: clip the global gradient norm to this value (None: no clipping; the authors use 100).
+        ckpt_every: save a checkpoint every this many steps (0: only at the end); needs a `ckpt_dir`.
+        keep_last: how many periodic checkpoints to keep.
+        log_every: average the loss parts over this many steps into one history row.
+        seed: seeds the batch generator and the global RNG.
+        progress: show a tqdm bar.
+    """
+
+    max_steps: int = 1000
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    grad_clip: float | None = None
+    ckpt_every: int = 0
+    keep_last: int = 2
+    log_every: int = 50
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 0 or self.log_every < 1 or self.ckpt_every < 0 or self.keep_last < 1:
+            raise ValueError(f"invalid step counts in {self}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+
+
+def build_optimizer(params: Iterable[Any], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or SGD over `params` (tensors or param-group dicts; a group's `lr_scale` multiplies the base lr)."""
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [{**g, "lr": cfg.lr * g.pop("lr_scale", 1.0)} for g in (dict(g) for g in params)]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["milestones"] = list(d["milestones"])
+    return d
+
+
+def _prune(folder: Path, keep: int) -> None:
+    ckpts = sorted(folder.glob("step_*.pt"))
+    for p in ckpts[:-keep]:
+        p.unlink(missing_ok=True)
+
+
+def train(
+    model: nn.Module,
+    step_fn: StepFn,
+    cfg: TrainConfig,
+    *,
+    params: Iterable[Any] | None = None,
+    ckpt_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callable[[int, nn.Module, dict[str, float]], None]] = (),
+    desc: str = "train",
+    extra: dict[str, Any] | None = None,
+) -> list[dict[str, float]]:
+    """Train `model` for `cfg.max_steps` optimizer steps.
+
+    Args:
+        model: put in train mode (a `Cascade` keeps its task network frozen).
+        step_fn: draws a batch with the given generator and returns (loss, parts).
+        cfg: the run's settings.
+        params: what the optimizer updates (tensors or param groups with optional `lr_scale`); default: every
+            parameter with requires_grad.
+        ckpt_dir: folder for `step_*.pt` checkpoints (model, optimizer, scheduler, RNG states, config, history).
+        resume: continue from the last checkpoint in `ckpt_dir` if there is one (its config must match `cfg` except
+            for max_steps, ckpt_every, keep_last, log_every and progress).
+        callbacks: called as cb(step, model, row) after each history row.
+        desc: label of the progress bar.
+        extra: more primitives to store in each checkpoint (e.g. the experiment's config).
+
+    Returns:
+        The history: one dict per `log_every` steps with "step", "lr", "loss" and the parts, averaged.
+    """
+    if cfg.ckpt_every and ckpt_dir is None:
+        raise ValueError("ckpt_every > 0 needs a ckpt_dir")
+    if params is None:
+        params = [p for p in model.parameters() if p.requires_grad]
+    opt = build_optimizer(params, cfg)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    step, history = 0, []
+    folder = Path(ckpt_dir) if ckpt_dir is not None else None
+
+    if resume and folder is not None and (last := last_checkpoint(folder)) is not None:
+        ckpt = load_checkpoint(last)
+        old = {k: v for k, v in ckpt.get("config", {}).items() if k not in _RESUMABLE}
+        new = {k: v for k, v in _config_dict(cfg).items() if k not in _RESUMABLE}
+        if old != new:
+            diff = {k: (old.get(k), new.get(k)) for k in set(old) | set(new) if old.get(k) != new.get(k)}
+            raise ValueError(f"cannot resume from {last}: config differs (checkpoint, now): {diff}")
+        if ckpt.get("arch") != arch_of(model):
+            raise ValueError(f"cannot resume from {last}: it holds {ckpt.get('arch')}, the model is {arch_of(model)}")
+        getattr(model, "module", model).load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        gen.set_state(ckpt["rng"]["generator"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        step, history = int(ckpt["step"]), list(ckpt.get("history", []))
+
+    def save(at: int) -> None:
+        assert folder is not None
+        state = {
+            "model": getattr(model, "module", model).state_dict(),
+            "arch": arch_of(model),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "step": at,
+            "rng": {"generator": gen.get_state(), "torch": torch.get_rng_state()},
+            "config": _config_dict(cfg),
+            "history": history,
+            **(extra or {}),
+        }
+        save_checkpoint(checkpoint_path(folder, at), state)
+        _prune(folder, cfg.keep_last)
+
+    model.train()
+    sums: dict[str, float] = {}
+    count = 0
+    bar = tqdm(total=cfg.max_steps, initial=step, desc=desc, disable=not cfg.progress, leave=False)
+    while step < cfg.max_steps:
+        loss, parts = step_fn(model, gen)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.grad_clip)
+        opt.step()
+        sched.step()
+        step += 1
+        for k, v in {"loss": loss.item(), **parts}.items():
+            sums[k] = sums.get(k, 0.0) + v
+        count += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            row = {"step": step, "lr": opt.param_groups[0]["lr"], **{k: v / count for k, v in sums.items()}}
+            history.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.4g}")
+            for cb in callbacks:
+                cb(step, model, row)
+            sums, count = {}, 0
+        if folder is not None and ((cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.max_steps):
+            save(step)
+    bar.close()
+    return history
