@@ -16,7 +16,15 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["arch_of", "save_checkpoint", "load_checkpoint", "load_weights", "check_arch", "last_checkpoint", "checkpoint_path"]
+__all__ = [
+    "arch_of",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_weights",
+    "check_arch",
+    "last_checkpoint",
+    "checkpoint_path",
+]
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 

