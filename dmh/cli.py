@@ -17,7 +17,9 @@ def git_commit() -> str:
     root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "dmh"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "dmh"], cwd=root, capture_output=True, text=True
+        )
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -64,6 +66,78 @@ def _train_tasks(args: argparse.Namespace) -> None:
         print(f"{task.name}: {json.dumps(metrics)} in {seconds / 60:.1f} min -> {path}")
 
 
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def machine_line() -> str:
+    """One line saying when and where results were produced."""
+    import os
+    import platform
+
+    import torch
+
+    return (f"Produced {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.node() or 'unknown'}: {platform.machine()}, "
+            f"{os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}; "
+            f"commit {git_commit()}.")  # fmt: skip
+
+
+def run_notebooks(
+    preset: str, out_root: Path, start: int = 1, notebooks: Path = NOTEBOOKS, kernel: str | None = None
+) -> Path:
+    """Run the numbered notebooks from number `start` on with papermill into out_root/<preset>/, then write REPORT.md.
+
+    A failing notebook stops the run with the failing cell and error, and says how to resume (`--from N`).
+    Returns the report's path.
+    """
+    import papermill as pm
+
+    from dmh.report import write_report
+
+    nbs = sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
+    if not nbs:
+        raise FileNotFoundError(f"no numbered notebooks in {notebooks}")
+    folder = (out_root / preset).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    timings_path = folder / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    todo = [nb for nb in nbs if int(nb.name[:2]) >= start]
+    for k, nb in enumerate(todo, 1):
+        print(f"[{k}/{len(todo)}] {nb.name} (preset {preset}) ...", flush=True)
+        t0 = time.time()
+        try:
+            pm.execute_notebook(
+                str(nb), str(folder / nb.name), parameters={"preset": preset, "out_root": str(out_root.resolve())},
+                cwd=str(notebooks), progress_bar=False, kernel_name=kernel,
+            )  # fmt: skip
+        except pm.PapermillExecutionError as e:
+            print(f"FAILED in {nb.name}, cell {e.exec_count}: {e.ename}: {e.evalue}", file=sys.stderr)
+            print(f"executed copy: {folder / nb.name}; resume with: dmh reproduce --preset {preset} --from "
+                  f"{int(nb.name[:2])}", file=sys.stderr)  # fmt: skip
+            raise SystemExit(1) from None
+        timings[nb.name] = round(time.time() - t0, 1)
+        timings_path.write_text(json.dumps(timings, indent=2) + "\n")
+        print(f"    done in {timings[nb.name] / 60:.1f} min", flush=True)
+    path = write_report(folder, machine_line())
+    print(f"report: {path}")
+    return path
+
+
+def _reproduce(args: argparse.Namespace) -> None:
+    run_notebooks(args.preset, Path(args.out), start=args.start)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from dmh.report import update_readme, write_report
+
+    folder = Path(args.out) / args.preset
+    path = write_report(folder, machine_line() if args.machine else "")
+    print(f"report: {path}")
+    if args.readme:
+        update_readme(args.readme, path)
+        print(f"updated {args.readme}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="dmh", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -75,6 +149,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=0, help="override the number of training steps (0: the default)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.set_defaults(func=_train_tasks)
+
+    from dmh.presets import PRESETS
+
+    p = sub.add_parser("reproduce", help="run every notebook with a preset (papermill) and write REPORT.md")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    p.add_argument("--out", default="results", help="results root (results/<preset>/ is written)")
+    p.add_argument("--from", dest="start", type=int, default=1, help="start at notebook number N (resume)")
+    p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("report", help="(re)write results/<preset>/REPORT.md from the result files")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    p.add_argument("--out", default="results")
+    p.add_argument("--readme", default=None, help="also refresh this README's results section")
+    p.add_argument("--machine", action="store_true", help="add a line naming this machine")
+    p.set_defaults(func=_report)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -34,6 +34,8 @@ __all__ = [
     "SCENE_CLASSES",
     "load_fashion_mnist",
     "make_scenes",
+    "FASHION_VAL",
+    "fashion_split",
     "SceneSampler",
     "fashion_scenes_test",
     "load_imagenet20",
@@ -298,11 +300,29 @@ def make_scenes(
     return imgs, labs
 
 
-class SceneSampler:
-    """Endless training scenes from the Fashion-MNIST train split: `sample(n, generator)` -> (images, labels)."""
+#: Images held out of the end of Fashion-MNIST's train split: never trained on by A, B or any denoiser; the
+#: validation data of training curves and of the lambda ablation (the test split is never used for choices).
+FASHION_VAL = 5000
 
-    def __init__(self, split: str = "train", size: int = SCENE_SIZE, root: str | os.PathLike | None = None) -> None:
-        self.items, self.labels = load_fashion_mnist(split, root)
+
+def fashion_split(part: str, root: str | os.PathLike | None = None) -> tuple[Tensor, Tensor]:
+    """Fashion-MNIST "train" (first 55,000 of the train split), "val" (its last `FASHION_VAL`) or "test" (10,000)."""
+    if part == "test":
+        return load_fashion_mnist("test", root)
+    x, y = load_fashion_mnist("train", root)
+    if part == "train":
+        return x[:-FASHION_VAL], y[:-FASHION_VAL]
+    if part == "val":
+        return x[-FASHION_VAL:], y[-FASHION_VAL:]
+    raise ValueError(f"part must be 'train', 'val' or 'test', got {part!r}")
+
+
+class SceneSampler:
+    """Endless scenes from the items of one part of Fashion-MNIST (`fashion_split`: "train", "val" or "test"):
+    `sample(n, generator)` -> (images, labels)."""
+
+    def __init__(self, part: str = "train", size: int = SCENE_SIZE, root: str | os.PathLike | None = None) -> None:
+        self.items, self.labels = fashion_split(part, root)
         self.size = size
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:

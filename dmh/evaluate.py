@@ -4,6 +4,7 @@ sees the same noisy pixels."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from math import nan
 from typing import Any
 
 import numpy as np
@@ -111,6 +112,6 @@ def noise_degradation(
         for k in runs[0]:
             vals = np.array([r[k] for r in runs])
             row[k] = float(vals.mean())
-            row[k + "_std"] = float(vals.std())
+            row[k + "_std"] = float(vals.std()) if np.isfinite(vals).all() else 0.0 if (vals == vals[0]).all() else nan
         rows.append(row)
     return rows

@@ -78,8 +78,14 @@ class ConfusionMatrix:
 
     def update(self, pred: Tensor, target: Tensor) -> ConfusionMatrix:
         """pred, target: integer label maps of the same shape."""
+        if pred.shape != target.shape:
+            raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
         keep = target != self.ignore_index
         t, p = target[keep].long(), pred[keep].long()
+        for name, v in (("prediction", p), ("target", t)):
+            if v.numel() and (v.min() < 0 or v.max() >= self.num_classes):
+                lo, hi = int(v.min()), int(v.max())
+                raise ValueError(f"{name} labels must be in [0, {self.num_classes}) or ignore_index, got {lo}..{hi}")
         self.mat += torch.bincount(t * self.num_classes + p, minlength=self.num_classes**2).view(
             self.num_classes, self.num_classes
         )

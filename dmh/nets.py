@@ -97,7 +97,7 @@ class DenoiseNet(nn.Module):
             )
         h, w = x.shape[-2:]
         ph, pw = (-h) % 4, (-w) % 4
-        xp = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) < 2 else "reflect") if ph or pw else x
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) < 3 else "reflect") if ph or pw else x
         f0 = self.conv0(xp)  # (N, 64w, H, W)
         f1 = self.enc1(f0)  # (N, 128w, H/2, W/2)
         f2 = self.enc2(f1)  # (N, 128w, H/4, W/4)
@@ -141,7 +141,8 @@ def denoise(
     """
     x = to_nchw(image, channels=getattr(net, "in_channels", None))
     net.eval()
-    dev = next(net.parameters()).device
+    first = next(net.parameters(), None)
+    dev = first.device if first is not None else torch.device("cpu")
     if tile is None:
         return net(x.to(dev)).cpu()
     if tile < 4 or overlap < 0:
@@ -151,7 +152,7 @@ def denoise(
     n, ch, h, w = x.shape
     # Pad once to a multiple of 4 as the untiled forward does, so every tile sits on the same stride-4 grid.
     ph, pw = (-h) % 4, (-w) % 4
-    xp = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) < 2 else "reflect") if ph or pw else x
+    xp = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) < 3 else "reflect") if ph or pw else x
     hp, wp = xp.shape[-2:]
     out = torch.empty_like(xp)
     boxes = [(i, j) for i in range(0, hp, t) for j in range(0, wp, t)]

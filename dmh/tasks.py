@@ -22,11 +22,23 @@ from torch import Tensor, nn
 
 from dmh.cascade import freeze
 from dmh.checkpoint import load_weights, save_checkpoint
-from dmh.data import SCENE_CLASSES, SceneSampler, load_fashion_mnist
+from dmh.data import SCENE_CLASSES, SceneSampler, fashion_split
 from dmh.metrics import ConfusionMatrix
 from dmh.train import TrainConfig, train
 
-__all__ = ["TaskNet"]
+__all__ = [
+    "TaskNet",
+    "FashionVGG",
+    "LargeFOV",
+    "fashion_classifier",
+    "fashion_segmenter",
+    "efficientnet_lite0",
+    "read_manifest",
+    "verify_pretrained",
+    "write_pretrained",
+    "train_fashion_classifier",
+    "train_fashion_segmenter",
+]
 
 
 class TaskNet(nn.Module):
@@ -280,8 +292,6 @@ def write_pretrained(
 
 
 # ------------------------------------------------------------------------------------------- training A and B
-#: Images held out of the end of Fashion-MNIST's train split to watch training (the test split is never used).
-FASHION_VAL = 5000
 CLASSIFIER_TRAIN = TrainConfig(max_steps=3500, lr=2e-3, milestones=(2500, 3100), gamma=0.2, log_every=100, seed=0)
 SEGMENTER_TRAIN = TrainConfig(max_steps=3000, lr=2e-3, milestones=(2200, 2700), gamma=0.2, log_every=100, seed=0)
 
@@ -305,10 +315,9 @@ def train_fashion_classifier(
     resume: bool = False,
     root: str | os.PathLike | None = None,
 ) -> tuple[TaskNet, list[dict[str, float]]]:
-    """Train classifier A on clean Fashion-MNIST (train split minus the last `FASHION_VAL` images, flips and 2-pixel
-    shifts), cross-entropy; returns the frozen network and the history (with validation top-1 in the last row)."""
-    x, y = load_fashion_mnist("train", root)
-    xt, yt, xv, yv = x[:-FASHION_VAL], y[:-FASHION_VAL], x[-FASHION_VAL:], y[-FASHION_VAL:]
+    """Train classifier A on clean Fashion-MNIST (`fashion_split("train")`: flips and 2-pixel shifts), cross-entropy;
+    returns the frozen network and the history (with the top-1 on `fashion_split("val")` in the last row)."""
+    (xt, yt), (xv, yv) = fashion_split("train", root), fashion_split("val", root)
     torch.manual_seed(cfg.seed)
     task = fashion_classifier(frozen=False)
 
@@ -332,8 +341,9 @@ def train_fashion_segmenter(
     root: str | os.PathLike | None = None,
     val_scenes: int = 200,
 ) -> tuple[TaskNet, list[dict[str, float]]]:
-    """Train segmenter B on clean training scenes (items from Fashion-MNIST's train split, drawn anew every step),
-    per-pixel cross-entropy; the last history row has the mean IoU on `val_scenes` held-out *training-item* scenes."""
+    """Train segmenter B on clean training scenes (items of `fashion_split("train")`, drawn anew every step),
+    per-pixel cross-entropy; the last history row has the mean IoU on `val_scenes` scenes of the held-out "val"
+    items."""
     sampler = SceneSampler("train", root=root)
     torch.manual_seed(cfg.seed)
     task = fashion_segmenter(frozen=False)
@@ -344,7 +354,7 @@ def train_fashion_segmenter(
 
     history = train(task, step, cfg, ckpt_dir=ckpt_dir, resume=resume, desc="segmenter B")
     freeze(task)
-    vi, vl = sampler.sample(val_scenes, torch.Generator().manual_seed(cfg.seed + 1))
+    vi, vl = SceneSampler("val", root=root).sample(val_scenes, torch.Generator().manual_seed(cfg.seed + 1))
     conf = ConfusionMatrix(task.num_classes).update(task.predict(vi, 50), vl)
     history[-1]["val_miou"] = conf.mean_iou()
     return task, history

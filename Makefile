@@ -1,0 +1,78 @@
+# dmh set-up and entry points. `make test` and `make reproduce` first install what they need (once: a second call
+# with pyproject.toml and constraints.txt unchanged skips the installs in seconds).
+#
+#   make / make install   .venv with dmh[dev] at the versions of constraints.txt, the data packages, Fashion-MNIST
+#   make test             the test suite (TEST_PREFIX="unshare -n" runs it without network; PYTEST_ARGS="-k nets")
+#   make reproduce        the whole study at PRESET (cpu by default; smoke, paper)
+#   make bench            the benchmarks
+#   make lint             ruff
+#   make clean            remove results/ ; make distclean also removes .venv
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Data packages of STUDY.md: their images are all dmh uses, so they are installed without their dependencies.
+DATA_PKGS := sporco==0.2.2.post1 foolbox==3.3.4
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
+FASHION_MNIST_DEB := dataset-fashion-mnist
+PRESET ?= cpu
+TEST_PREFIX ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := install
+.PHONY: install data test reproduce bench lint clean distclean
+
+install: $(STAMP) data
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+
+$(STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --no-deps -c constraints.txt $(DATA_PKGS)
+	touch $@
+
+# Fashion-MNIST from Debian's package where apt is available (skipped if it, or $$DMH_FASHION_MNIST, is there);
+# otherwise say what to do.
+data:
+	@if [ -d "$(FASHION_MNIST_DIR)" ] || [ -d "$${DMH_FASHION_MNIST:-}" ]; then \
+		:; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory _data_hint; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(FASHION_MNIST_DEB)) \
+			|| $(MAKE) --no-print-directory _data_hint; \
+	elif sudo -n true 2>/dev/null; then \
+		(sudo -n apt-get update && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y $(FASHION_MNIST_DEB)) \
+			|| $(MAKE) --no-print-directory _data_hint; \
+	else \
+		$(MAKE) --no-print-directory _data_hint; \
+	fi
+
+.PHONY: _data_hint
+_data_hint:
+	@echo "make: Fashion-MNIST is not installed ($(FASHION_MNIST_DIR) is missing) and could not be installed here."
+	@echo "      On Debian/Ubuntu run:  sudo apt-get install $(FASHION_MNIST_DEB)"
+	@echo "      or put the four idx .gz files in a folder and set DMH_FASHION_MNIST=<dir> (or pass that folder as the"
+	@echo "      data root); torchvision's FashionMNIST(root, download=True) can fetch them where a network is available."
+
+test: install
+	$(TEST_PREFIX) $(PY) -m pytest $(PYTEST_ARGS)
+
+reproduce: install
+	$(VENV)/bin/dmh reproduce --preset $(PRESET)
+
+bench: install
+	$(PY) bench/run.py
+
+lint: install
+	$(VENV)/bin/ruff check dmh tests bench
+
+clean:
+	rm -rf results
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,153 @@
+"""The study's presets, defined once: `smoke` (the test suite), `cpu` (2 cores, offline, under an hour) and `paper`
+(the authors' settings, GPUs). A notebook's `parameters` cell names one; `get_preset(name, **overrides)` builds it.
+
+Units: sigma on the 0-255 scale; lam is the weight of the task term in MSE + lam * task loss on [0, 1] images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Preset", "PRESETS", "get_preset"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Every knob of the study. Attributes are grouped by the notebook that uses them.
+
+    Attributes:
+        name: preset name.
+        seed: seeds every training run and every noise draw.
+        colour_width, colour_patch, colour_batch, colour_steps, colour_lr: the colour denoiser trained alone on TRAIN
+            photo patches (01).
+        colour_sigma_range: blind training: sigma drawn per patch from this range.
+        photo_sigmas: the Table 1 columns.
+        photo_crop: centre-crop the TEST photos to this size (None: full size). The cpu preset uses 384 x 384
+            centres: CBM3D takes ~26 s for a whole 768 x 512 photo on 2 cores.
+        grey_width, grey_batch, grey_steps, grey_lr, grey_sigma_range: the grey denoiser trained alone on
+            Fashion-MNIST items and scene crops (03/04 start from it).
+        joint_steps, joint_lr, joint_batch_cls, joint_batch_seg: fine-tuning, joint (lam > 0) or separate (lam = 0)
+            with the same data, seed and steps.
+        lam_cls, lam_seg: the paper's lambdas (0.25 classification, 0.5 segmentation).
+        task_sigmas: the Table 2 / 3 columns.
+        n_cls_test, n_seg_test: test images / scenes evaluated (10,000 / 1,000 at cpu scale).
+        n_bm3d_cls, n_bm3d_seg: the CBM3D row is evaluated on the first n images only (CBM3D takes ~0.3-1 s a
+            small image); the other rows are reported on that subset too.
+        ablation_lams, ablation_steps, ablation_sigma: the lambda sweep (05): fine-tunes of `ablation_steps` each,
+            evaluated at `ablation_sigma`.
+        n_val_cls, n_val_seg: validation items / scenes of the sweep (held-out Fashion-MNIST "val" items).
+        eff_crop, eff_batch, eff_steps, eff_lam, eff_sigma_range: the colour denoiser fine-tuned through
+            EfficientNet-Lite0 with the label-free target (07).
+        imagenet_sigmas, imagenet_draws, imagenet_size: ImageNet-20 evaluation: noise added at `imagenet_size` (the
+            classifier's input size), several seeded draws.
+        threads: torch threads (0: torch's default).
+    """
+
+    name: str
+    seed: int = 0
+    colour_width: float = 0.5
+    colour_patch: int = 48
+    colour_batch: int = 16
+    colour_steps: int = 1500
+    colour_lr: float = 1e-3
+    colour_sigma_range: tuple[float, float] = (5.0, 55.0)
+    photo_sigmas: tuple[float, ...] = (15.0, 25.0, 50.0)
+    photo_crop: int | None = 384
+    grey_width: float = 0.25
+    grey_batch: int = 32
+    grey_steps: int = 1500
+    grey_lr: float = 1e-3
+    grey_sigma_range: tuple[float, float] = (5.0, 100.0)
+    joint_steps: int = 300
+    joint_lr: float = 2e-4
+    joint_batch_cls: int = 32
+    joint_batch_seg: int = 8
+    lam_cls: float = 0.25
+    lam_seg: float = 0.5
+    task_sigmas: tuple[float, ...] = (15.0, 30.0, 45.0, 60.0, 90.0)
+    n_cls_test: int = 10000
+    n_seg_test: int = 1000
+    n_bm3d_cls: int = 500
+    n_bm3d_seg: int = 50
+    ablation_lams: tuple[float, ...] = (0.0, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0)
+    ablation_steps: int = 150
+    ablation_sigma: float = 60.0
+    n_val_cls: int = 5000
+    n_val_seg: int = 200
+    eff_crop: int = 128
+    eff_batch: int = 8
+    eff_steps: int = 200
+    eff_lam: float = 0.25
+    eff_sigma_range: tuple[float, float] = (15.0, 55.0)
+    imagenet_sigmas: tuple[float, ...] = (25.0, 50.0)
+    imagenet_draws: int = 3
+    imagenet_size: int = 224
+    threads: int = 0
+
+    def asdict(self) -> dict[str, Any]:
+        """Plain dict (tuples as lists) for JSON result files and checkpoints."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+PRESETS: dict[str, Preset] = {
+    "cpu": Preset(name="cpu"),
+    "smoke": Preset(
+        name="smoke",
+        colour_width=0.125,
+        colour_patch=32,
+        colour_batch=4,
+        colour_steps=6,
+        photo_crop=64,
+        grey_width=0.125,
+        grey_batch=8,
+        grey_steps=6,
+        joint_steps=4,
+        joint_batch_cls=8,
+        joint_batch_seg=2,
+        task_sigmas=(30.0, 60.0),
+        n_cls_test=200,
+        n_seg_test=20,
+        n_bm3d_cls=20,
+        n_bm3d_seg=2,
+        ablation_lams=(0.0, 0.25, 0.5),
+        ablation_steps=3,
+        n_val_cls=200,
+        n_val_seg=10,
+        eff_crop=64,
+        eff_batch=2,
+        eff_steps=3,
+        imagenet_sigmas=(50.0,),
+        imagenet_draws=1,
+        imagenet_size=64,
+    ),
+    # The authors' settings (PAPER.md). At this scale the study runs on ImageNet / VOC2012 / Kodak24 with VGG-16 and
+    # a VOC segmenter (dmh.paper, dmh.ddp); these fields record the denoiser side of it.
+    "paper": Preset(
+        name="paper",
+        colour_width=1.0,
+        colour_patch=48,
+        colour_batch=32,
+        colour_steps=1_500_000,
+        colour_lr=1e-4,
+        task_sigmas=(15.0, 30.0, 45.0, 60.0),
+        joint_steps=180_000,
+        joint_lr=1e-5,
+        joint_batch_cls=10,
+        joint_batch_seg=6,
+        grey_width=1.0,
+        photo_crop=None,
+    ),
+}
+
+
+def get_preset(name: str, **overrides: Any) -> Preset:
+    """The named preset with `overrides` applied (unknown names and fields are errors)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(Preset)}
+    bad = set(overrides) - fields
+    if bad:
+        raise ValueError(f"unknown preset fields {sorted(bad)}")
+    return dataclasses.replace(PRESETS[name], **overrides)

@@ -1,0 +1,239 @@
+"""Markdown tables from the study's JSON result files, and `REPORT.md` assembled from them (never typed by hand)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "markdown_table",
+    "table1_md",
+    "task_table_md",
+    "cross_task_md",
+    "task_noise_md",
+    "ablation_md",
+    "imagenet_md",
+    "texture_md",
+    "write_report",
+    "update_readme",
+]
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub markdown table; floats are printed as given (format them before)."""
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _load(x: dict[str, Any] | str | Path) -> dict[str, Any]:
+    return x if isinstance(x, dict) else json.loads(Path(x).read_text())
+
+
+def table1_md(result: dict[str, Any] | Path, details: bool = True) -> str:
+    """Table 1 analogue: mean PSNR (dB) over the TEST photos per method and sigma; with `details`, per image PSNR /
+    SSIM and the mean time per image (which varies from run to run)."""
+    r = _load(result)
+    sigmas = list(next(iter(r["mean"].values())))
+    out = markdown_table(["method", *[f"sigma {s}" for s in sigmas]],
+                         [[m, *[f"{d[s]:.2f}" for s in sigmas]] for m, d in r["mean"].items()])  # fmt: skip
+    if not details:
+        return out
+    images = list(dict.fromkeys(row["image"] for row in r["rows"]))
+    methods = list(r["mean"])
+    per = []
+    for s in sigmas:
+        for im in images:
+            vals = {row["method"]: row for row in r["rows"] if row["image"] == im and str(int(row["sigma"])) == s}
+            per.append([s, im, *[f"{vals[m]['psnr']:.2f} / {vals[m]['ssim']:.3f}" for m in methods]])
+    secs = {m: [row["seconds"] for row in r["rows"] if row["method"] == m] for m in methods if m != "noisy"}
+    timing = ", ".join(f"{m} {sum(v) / len(v):.2f} s" for m, v in secs.items() if v)
+    return (out + "\n\nPer image (PSNR dB / SSIM):\n\n" + markdown_table(["sigma", "image", *methods], per)
+            + f"\n\nMean time per image: {timing}.")  # fmt: skip
+
+
+def task_table_md(result: dict[str, Any] | Path, subset: bool = False) -> str:
+    """Table 2 / 3 analogue: the task metric (and input PSNR) per row and sigma; `subset` for the CBM3D subset."""
+    r = _load(result)
+    key = "metric_subset" if subset else "metric"
+    psnr_key = "psnr_subset" if subset else "psnr"
+    sigmas = list(next(iter(r["rows"].values())))
+    scale = 100.0
+    rows = []
+    for name, d in r["rows"].items():
+        if key not in d[sigmas[0]]:
+            continue
+        rows.append([name, *[f"{scale * d[s][key]:.1f} ({d[s][psnr_key]:.1f} dB)" for s in sigmas]])
+    n = r["n_subset"] if subset else r["n"]
+    unit = "top-1 %" if r["metric"] == "top1" else "mean IoU %"
+    head = (
+        f"{unit} (input PSNR) on {n} test {'images' if r['task'] == 'A' else 'scenes'}; clean: {scale * r['clean']:.1f}"
+    )
+    return head + "\n\n" + markdown_table(["row", *[f"sigma {s}" for s in sigmas]], rows)
+
+
+def cross_task_md(table2: dict[str, Any] | Path, table3: dict[str, Any] | Path) -> str:
+    """Transfer both ways beside each task's own separate and joint rows, averaged over sigma."""
+    rows = []
+    for r, other in ((_load(table2), "B"), (_load(table3), "A")):
+        sig = list(r["rows"]["noisy"])
+        mean = {k: sum(v[s]["metric"] for s in sig) / len(sig) for k, v in r["rows"].items() if "metric" in v[sig[0]]}
+        task = "A (classifier, top-1 %)" if r["task"] == "A" else "B (segmenter, mean IoU %)"
+        rows.append([task, *[f"{100 * mean[k]:.1f}" for k in ("noisy", "separate", "joint", "cross-task")],
+                     f"trained through {other}"])  # fmt: skip
+    return markdown_table(
+        ["task network", "noisy", "separate", "joint (own)", "cross-task", "cross-task denoiser"], rows
+    )
+
+
+def task_noise_md(result: dict[str, Any] | Path) -> str:
+    """The frozen networks' metric at each sigma (the "noisy input" row)."""
+    r = _load(result)
+    names = [k for k in r if k not in ("n", "preset")]
+    sigmas = [row["sigma"] for row in r[names[0]]["rows"]]
+    rows = []
+    for n in names:
+        m = r[n]["metric"]
+        cells = [f"{100 * row[m]:.1f}" + (f" ± {100 * row[m + '_std']:.1f}" if row.get(m + "_std") else "")
+                 for row in r[n]["rows"]]  # fmt: skip
+        rows.append([f"{n} ({'top-1' if m == 'top1' else 'mean IoU'} %, n={r['n'][n]})", *cells])
+    return markdown_table(["network", *[f"sigma {s:g}" for s in sigmas]], rows)
+
+
+def ablation_md(result: dict[str, Any] | Path) -> str:
+    """The lambda sweep: PSNR and task metric on validation data at one sigma."""
+    r = _load(result)
+    rows = []
+    for task in ("A", "B"):
+        d = r[task]
+        for pt in d["points"]:
+            mark = " (paper)" if pt["lam"] == d["paper_lam"] else ""
+            rows.append([task, f"{pt['lam']:g}{mark}", f"{pt['psnr']:.2f}", f"{100 * pt['metric']:.1f}"])
+        rows.append([task, "noisy input", f"{d['noisy_psnr']:.2f}", f"{100 * d['noisy']:.1f}"])
+    return (f"sigma {r['sigma']:g}, {r['steps']} fine-tuning steps per lambda, validation data\n\n"
+            + markdown_table(["task", "lambda", "PSNR dB", "metric %"], rows))  # fmt: skip
+
+
+def imagenet_md(result: dict[str, Any] | Path) -> str:
+    r = _load(result)
+    sigmas = list(next(iter(r["rows"].values())))
+
+    def cell(c: dict[str, float]) -> str:
+        return f"{100 * c['top1']:.0f} ± {100 * c['top1_std']:.0f} ({c['psnr']:.1f} dB, {c['draws']:g} draws)"
+
+    rows = [[name, *[cell(d[s]) for s in sigmas]] for name, d in r["rows"].items()]
+    head = f"EfficientNet-Lite0 top-1 % on ImageNet-20 (clean: {100 * r['clean']:.0f}); mean ± std over noise draws"
+    return head + "\n\n" + markdown_table(["row", *[f"sigma {s}" for s in sigmas]], rows)
+
+
+def texture_md(result: dict[str, Any] | Path) -> str:
+    """Mean texture measures over the TEST photos per method and sigma."""
+    r = _load(result)
+    keys = ("psnr", "ssim", "hf_ratio", "gms")
+    groups: dict[tuple[float, str], list[dict[str, Any]]] = {}
+    for row in r["rows"]:
+        groups.setdefault((row["sigma"], row["method"]), []).append(row)
+    rows = [[f"{s:g}", m, *[f"{sum(x[k] for x in v) / len(v):.3f}" for k in keys]] for (s, m), v in groups.items()]
+    return markdown_table(["sigma", "method", "PSNR dB", "SSIM", "HF energy kept", "gradient similarity"], rows)
+
+
+_SECTIONS = [
+    ("01 Denoising alone (Table 1 analogue)", "table1.json", table1_md, "01_training.png"),
+    ("02 Frozen task networks under noise", "task_noise.json", task_noise_md, "02_task_noise.png"),
+    ("03 Classification cascade (Table 2 analogue)", "table2.json", task_table_md, "03_table2.png"),
+    ("04 Segmentation cascade (Table 3 analogue)", "table3.json", task_table_md, "04_table3.png"),
+    ("05 Lambda ablation", "ablation.json", ablation_md, "05_ablation.png"),
+    ("07 ImageNet-20 through EfficientNet-Lite0", "imagenet20.json", imagenet_md, None),
+    ("07 Texture", "texture.json", texture_md, "07_texture.png"),
+]
+
+
+def write_report(folder: str | Path, machine: str = "") -> Path:
+    """Assemble folder/REPORT.md from the JSON files and PNG figures the notebooks wrote there."""
+    folder = Path(folder)
+    parts = [f"# dmh report: preset `{folder.name}`", machine]
+    timings = folder / "timings.json"
+    if timings.is_file():
+        t = json.loads(timings.read_text())
+        parts.append(markdown_table(["notebook", "minutes"], [[k, f"{v / 60:.1f}"] for k, v in t.items()]))
+    for title, name, fmt, fig in _SECTIONS:
+        if not (folder / name).is_file():
+            continue
+        parts.append(f"## {title}\n\n{fmt(folder / name)}")
+        if name == "table2.json" or name == "table3.json":
+            parts.append("CBM3D subset (every row on the same images):\n\n" + task_table_md(folder / name, subset=True))
+        if fig and (folder / fig).is_file():
+            parts.append(f"![{title}]({fig})")
+        if name == "table3.json" and (folder / "table2.json").is_file():
+            parts.append(
+                "## 06 Cross-task transfer (mean over sigma)\n\n" + cross_task_md(folder / "table2.json", folder / name)
+            )
+            if (folder / "06_cross_task.png").is_file():
+                parts.append("![cross-task](06_cross_task.png)")
+    for extra in sorted(folder.glob("07_zoom_*.png")):
+        parts.append(f"![{extra.stem}]({extra.name})")
+    path = folder / "REPORT.md"
+    path.write_text("\n\n".join(p for p in parts if p) + "\n")
+    return path
+
+
+def update_readme(readme: str | Path, report: str | Path) -> None:
+    """Replace the README's text between `<!-- results:start -->` and `<!-- results:end -->` with the report's
+    tables (figure links dropped), so the README's numbers come from the result files."""
+    readme, report = Path(readme), Path(report)
+    body = "\n".join(
+        line for line in report.read_text().splitlines() if not line.startswith("![") and not line.startswith("# ")
+    )
+    body = body.replace("## ", "#### ")
+    text = readme.read_text()
+    pat = re.compile(r"(<!-- results:start -->\n).*?(<!-- results:end -->)", re.S)
+    if not pat.search(text):
+        raise ValueError(f"{readme} has no <!-- results:start --> / <!-- results:end --> markers")
+    readme.write_text(pat.sub(lambda m: m.group(1) + body.strip() + "\n" + m.group(2), text))
+
+
+# ------------------------------------------------------------------------------ result files -> plot inputs (viz)
+def rows_vs_sigma(result: dict[str, Any] | Path, key: str = "metric") -> dict[str, dict[float, float]]:
+    """{row: {sigma: value}} of a task table, for `viz.plot_rows_vs_sigma` (rows lacking `key` are left out)."""
+    r = _load(result)
+    return {
+        row: {float(s): v[key] for s, v in d.items()} for row, d in r["rows"].items() if key in next(iter(d.values()))
+    }
+
+
+def noise_curves(result: dict[str, Any] | Path) -> tuple[dict[str, list[dict[str, float]]], dict[str, str]]:
+    """(curves, metric keys) of `task_noise.json`, for `viz.plot_noise_degradation`."""
+    r = _load(result)
+    names = [k for k in r if k not in ("n", "preset")]
+    return {n: r[n]["rows"] for n in names}, {n: r[n]["metric"] for n in names}
+
+
+def ablation_points(result: dict[str, Any] | Path) -> tuple[dict[str, list[dict[str, float]]], dict[str, float]]:
+    """(points, paper lambda) per task of `ablation.json`, for `viz.plot_ablation`."""
+    r = _load(result)
+    names = {"A": "classifier A (top-1)", "B": "segmenter B (mean IoU)"}
+    return ({names[t]: r[t]["points"] for t in ("A", "B")}, {names[t]: r[t]["paper_lam"] for t in ("A", "B")})
+
+
+def cross_task_bars(table2: dict[str, Any] | Path, table3: dict[str, Any] | Path) -> dict[str, dict[str, float]]:
+    """{task: {row: metric averaged over sigma}} for `viz.plot_bars`."""
+    out = {}
+    for r in (_load(table2), _load(table3)):
+        sig = list(r["rows"]["noisy"])
+        name = "A top-1" if r["task"] == "A" else "B mean IoU"
+        out[name] = {
+            k: sum(v[s]["metric"] for s in sig) / len(sig) for k, v in r["rows"].items() if "metric" in v[sig[0]]
+        }
+    return out
+
+
+def texture_bars(result: dict[str, Any] | Path, sigma: float, key: str) -> dict[str, dict[str, float]]:
+    """{image: {method: value}} of `texture.json` at one sigma, for `viz.plot_bars`."""
+    out: dict[str, dict[str, float]] = {}
+    for row in _load(result)["rows"]:
+        if row["sigma"] == sigma:
+            out.setdefault(row["image"], {})[row["method"]] = row[key]
+    return out

@@ -1,0 +1,580 @@
+"""The study's experiments as functions: what the notebooks call (one notebook, one topic).
+
+Every function takes a `Preset` and an output folder (`results/<preset>/`), writes its numbers as JSON beside its
+figures, and re-uses what an earlier run saved: a finished training run is loaded from its last checkpoint instead of
+being trained again, and an interrupted one resumes.
+
+Fair rows (STUDY.md): joint fine-tuning starts from the denoiser trained alone; the "separate" row gets the same
+number of extra steps with lam = 0, the same data and the same seed, so lam is the only difference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dmh.baselines import cbm3d
+from dmh.cascade import Cascade
+from dmh.checkpoint import check_arch, last_checkpoint, load_checkpoint
+from dmh.data import SceneSampler, fashion_scenes_test, fashion_split, load_fashion_mnist, photos
+from dmh.evaluate import evaluate_task
+from dmh.losses import JointLoss
+from dmh.metrics import psnr, ssim
+from dmh.nets import DenoiseNet, denoise
+from dmh.noise import add_noise, sample_sigma
+from dmh.presets import Preset
+from dmh.tasks import TaskNet, fashion_classifier, fashion_segmenter
+from dmh.train import TrainConfig, train
+
+__all__ = [
+    "write_json",
+    "read_json",
+    "require",
+    "train_or_load",
+    "colour_denoiser",
+    "photo_table",
+    "grey_denoiser",
+    "finetune",
+    "task_nets",
+    "task_table",
+    "cbm3d_mosaic",
+    "load_trained",
+    "load_colour_denoiser",
+    "load_grey_denoiser",
+    "load_finetuned",
+    "task_noise_table",
+    "ablation",
+    "colour_finetune",
+    "imagenet_table",
+    "texture_table",
+    "test_photo_names",
+    "zoom_box",
+    "photo_panels",
+    "explorer",
+]
+
+
+# ------------------------------------------------------------------------------------------------------------ files
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write `obj` as indented JSON (creating folders); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, default=float) + "\n")
+    return path
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def require(path: str | Path, notebook: str) -> Path:
+    """`path` if it exists, else FileNotFoundError naming the notebook that makes it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run {notebook} first (or `dmh reproduce`)")
+    return path
+
+
+def train_or_load(
+    net: nn.Module,
+    step_fn: Callable[[nn.Module, torch.Generator], tuple[Tensor, dict[str, float]]],
+    cfg: TrainConfig,
+    ckpt_dir: Path,
+    desc: str,
+) -> list[dict[str, float]]:
+    """Train `net` with checkpoints in `ckpt_dir`, resuming an interrupted run; a finished run is only loaded.
+
+    Returns the history (also when loaded).
+    """
+    last = last_checkpoint(ckpt_dir)
+    if last is not None:
+        ckpt = load_checkpoint(last)
+        if ckpt["step"] == cfg.max_steps:
+            check_arch(net, ckpt, last)
+            net.load_state_dict(ckpt["model"])
+            return list(ckpt.get("history", []))
+    every = max(cfg.max_steps // 4, 1)
+    cfg = TrainConfig(**{**cfg.__dict__, "ckpt_every": every}) if not cfg.ckpt_every else cfg
+    return train(net, step_fn, cfg, ckpt_dir=ckpt_dir, resume=True, desc=desc)
+
+
+def _denoiser_step(
+    sample: Callable[[torch.Generator], Tensor], sigma_range: tuple[float, float]
+) -> Callable[[nn.Module, torch.Generator], tuple[Tensor, dict[str, float]]]:
+    """Step for training a denoiser alone: clean batch from `sample`, blind sigma per image, MSE."""
+    loss_fn = JointLoss(0.0)
+
+    def step(net: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        clean = sample(g)
+        noisy = add_noise(clean, sample_sigma(len(clean), sigma_range, g), g)
+        return loss_fn(net(noisy), clean)
+
+    return step
+
+
+# ---------------------------------------------------------------------------------------------- 01 colour denoiser
+def colour_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, float]]]:
+    """The colour denoiser trained alone (lam = 0), blind over `p.colour_sigma_range`, on TRAIN photo patches."""
+    from dmh.data import PatchSampler
+
+    torch.manual_seed(p.seed)
+    net = DenoiseNet(3, p.colour_width)
+    sampler = PatchSampler(list(photos("train").values()), p.colour_patch)
+    cfg = TrainConfig(max_steps=p.colour_steps, lr=p.colour_lr, milestones=(int(p.colour_steps * 0.8),),
+                      log_every=max(p.colour_steps // 40, 1), seed=p.seed)  # fmt: skip
+    step = _denoiser_step(lambda g: sampler.sample(p.colour_batch, g), p.colour_sigma_range)
+    hist = train_or_load(net, step, cfg, out / "ckpt" / "colour_separate", "01 colour denoiser")
+    return net.eval(), hist
+
+
+def _test_photos(p: Preset) -> dict[str, Tensor]:
+    imgs = photos("test")
+    if p.photo_crop:
+        c = p.photo_crop
+        imgs = {n: im[:, (im.shape[1] - c) // 2 : (im.shape[1] + c) // 2, (im.shape[2] - c) // 2 :][:, :, :c]
+                for n, im in imgs.items()}  # fmt: skip
+    return imgs
+
+
+def _photo_noise(clean: Tensor, sigma: float, k: int, p: Preset) -> Tensor:
+    """The noisy version of TEST photo number k at `sigma`, seeded so that every method and notebook sees it."""
+    g = torch.Generator().manual_seed(p.seed * 1_000_003 + int(sigma) * 1000 + k)
+    return add_noise(clean[None], sigma, g)
+
+
+def _saved_photo(out: Path, sigma: float, method: str, name: str) -> Tensor:
+    """A denoised TEST photo saved by `photo_table` as (1, 3, H, W) in [0, 1]."""
+    from skimage.io import imread
+
+    png = require(out / "photos" / f"{int(sigma)}" / method / f"{name}.png", "01_denoiser.ipynb")
+    return torch.from_numpy(imread(png)).permute(2, 0, 1)[None].float() / 255.0
+
+
+def test_photo_names(p: Preset) -> list[str]:
+    """Names of the TEST photos in the order of the tables."""
+    return list(_test_photos(p))
+
+
+def zoom_box(name: str, p: Preset, frac: float = 0.2) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the square window, `frac` of the shorter side, where the clean TEST photo has the
+    most gradient energy: a texture-rich region, chosen by a rule rather than by hand."""
+    img = _test_photos(p)[name].mean(0, keepdim=True)[None]
+    size = max(int(min(img.shape[-2:]) * frac) // 4 * 4, 8)
+    gy, gx = img.diff(dim=-2)[..., :, :-1], img.diff(dim=-1)[..., :-1, :]
+    energy = nn.functional.avg_pool2d(gx**2 + gy**2, size, stride=max(size // 4, 1))
+    k = int(energy.flatten().argmax())
+    i, j = divmod(k, energy.shape[-1])
+    return (i * max(size // 4, 1), j * max(size // 4, 1), size, size)
+
+
+def photo_panels(
+    name: str, sigma: float, p: Preset, out: Path, denoisers: dict[str, nn.Module] | None = None
+) -> dict[str, Tensor]:
+    """Panels for `viz.comparison_grid`: noisy, CBM3D and the denoiser of 01 (as 01 saved them), each of `denoisers`
+    run on the same noisy pixels, and the clean photo; (3, H, W) each."""
+    names = test_photo_names(p)
+    if name not in names:
+        raise ValueError(f"{name!r} is not a TEST photo; choose from {names}")
+    clean = _test_photos(p)[name]
+    noisy = _photo_noise(clean, sigma, names.index(name), p)
+    panels = {"noisy": noisy, "CBM3D": _saved_photo(out, sigma, "CBM3D", name)}
+    if denoisers is None:
+        panels["ours, lambda = 0"] = _saved_photo(out, sigma, "separate", name)
+    else:
+        panels.update({label: denoise(net, noisy) for label, net in denoisers.items()})
+    panels["clean"] = clean[None]
+    return {k: v[0].clamp(0, 1) for k, v in panels.items()}
+
+
+def photo_table(net: nn.Module, p: Preset, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Table 1 analogue: PSNR / SSIM on the TEST photos at `p.photo_sigmas` for noisy, CBM3D and the denoiser.
+
+    The noise of image k at sigma s is seeded by (p.seed, s, k), the same for every method. Denoised images of every
+    method are saved to out/photos/<sigma>/<method>/<name>.png (8-bit) for the texture comparison (07).
+
+    Returns (and writes to out/table1.json): {"rows": [{"image", "sigma", "method", "psnr", "ssim", "seconds"}],
+    "mean": {method: {sigma: psnr}}}.
+    """
+    from skimage.io import imsave
+
+    from dmh.metrics import to_uint8
+
+    rows = []
+    imgs = _test_photos(p)
+    for s in p.photo_sigmas:
+        for k, (name, clean) in enumerate(imgs.items()):
+            noisy = _photo_noise(clean, s, k, p)
+            t0 = time.perf_counter()
+            den = denoise(net, noisy)
+            t_net = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            bm = cbm3d(noisy, s)
+            t_bm = time.perf_counter() - t0
+            for method, img, sec in (("noisy", noisy, 0.0), ("CBM3D", bm, t_bm), ("separate", den, t_net)):
+                rows.append({"image": name, "sigma": s, "method": method, "psnr": psnr(img, clean),
+                             "ssim": ssim(img, clean), "seconds": sec})  # fmt: skip
+                path = out / "photos" / f"{int(s)}" / method / f"{name}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                imsave(path, to_uint8(img)[0].transpose(1, 2, 0), check_contrast=False)
+    mean: dict[str, dict[str, float]] = {}
+    for r in rows:
+        mean.setdefault(r["method"], {}).setdefault(str(int(r["sigma"])), []).append(r["psnr"])  # type: ignore[arg-type]
+    mean = {m: {s: float(np.mean(v)) for s, v in d.items()} for m, d in mean.items()}
+    result = {"rows": rows, "mean": mean, "preset": p.asdict()}
+    write_json(out / "table1.json", result)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ 03/04 grey side
+def task_nets() -> dict[str, TaskNet]:
+    """The frozen cpu-scale task networks with their kept weights: {"A": classifier, "B": segmenter}."""
+    return {"A": fashion_classifier(weights="pretrained"), "B": fashion_segmenter(weights="pretrained")}
+
+
+class _GreyData:
+    """Training data of the grey side: items of `fashion_split("train")` (classification) and scenes of them
+    (segmentation); the "val" items stay out of every training run."""
+
+    def __init__(self) -> None:
+        self.items, self.labels = fashion_split("train")
+        self.scenes = SceneSampler("train")
+
+    def items_batch(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+        idx = torch.randint(len(self.items), (n,), generator=g)
+        return self.items[idx], self.labels[idx]
+
+    def mixed_crops(self, n: int, g: torch.Generator, size: int = 32) -> Tensor:
+        """Half Fashion-MNIST items zero-padded to `size`, half random `size` crops of training scenes."""
+        items, _ = self.items_batch(n // 2, g)
+        pad = (size - items.shape[-1]) // 2
+        items = torch.nn.functional.pad(items, (pad, size - 28 - pad, pad, size - 28 - pad))
+        scenes, _ = self.scenes.sample(n - n // 2, g)
+        ij = torch.randint(0, scenes.shape[-1] - size + 1, (len(scenes), 2), generator=g).tolist()
+        crops = torch.stack([sc[:, i : i + size, j : j + size] for sc, (i, j) in zip(scenes, ij)])
+        return torch.cat([items, crops])
+
+
+_GREY: _GreyData | None = None
+
+
+def _grey_data() -> _GreyData:
+    global _GREY
+    if _GREY is None:
+        _GREY = _GreyData()
+    return _GREY
+
+
+def grey_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, float]]]:
+    """The grey denoiser trained alone (lam = 0, blind over `p.grey_sigma_range`) on Fashion-MNIST items and scene
+    crops: the common start of every grey fine-tune (03, 04, 05)."""
+    torch.manual_seed(p.seed)
+    net = DenoiseNet(1, p.grey_width)
+    data = _grey_data()
+    cfg = TrainConfig(max_steps=p.grey_steps, lr=p.grey_lr, milestones=(int(p.grey_steps * 0.8),),
+                      log_every=max(p.grey_steps // 40, 1), seed=p.seed)  # fmt: skip
+    step = _denoiser_step(lambda g: data.mixed_crops(p.grey_batch, g), p.grey_sigma_range)
+    hist = train_or_load(net, step, cfg, out / "ckpt" / "grey_separate", "grey denoiser")
+    return net.eval(), hist
+
+
+def finetune(
+    base: DenoiseNet, task: str, lam: float, p: Preset, out: Path, *, steps: int | None = None
+) -> tuple[DenoiseNet, list[dict[str, float]]]:
+    """Fine-tune a copy of `base` through frozen task network `task` ("A" or "B") with MSE + lam * task loss.
+
+    lam = 0 is the "separate" row: the same data, seed and steps, only the task term is off. Noise is blind over
+    `p.grey_sigma_range`. Checkpoints go to out/ckpt/<task>_lam<lam>_<steps>.
+    """
+    steps = p.joint_steps if steps is None else steps
+    net = DenoiseNet(base.in_channels, base.width)
+    net.load_state_dict(base.state_dict())
+    tnet = task_nets()[task]
+    cascade = Cascade(net, tnet)
+    loss_fn = JointLoss(lam, tnet.kind)
+    data = _grey_data()
+
+    def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        if task == "A":
+            clean, target = data.items_batch(p.joint_batch_cls, g)
+        else:
+            clean, target = data.scenes.sample(p.joint_batch_seg, g)
+        noisy = add_noise(clean, sample_sigma(len(clean), p.grey_sigma_range, g), g)
+        if lam == 0:
+            return loss_fn(model(noisy), clean)
+        den, logits = cascade(noisy)
+        return loss_fn(den, clean, logits, target)
+
+    cfg = TrainConfig(max_steps=steps, lr=p.joint_lr, log_every=max(steps // 20, 1), seed=p.seed + 1)
+    tag = f"{task}_lam{lam:g}_{steps}"
+    hist = train_or_load(net, step, cfg, out / "ckpt" / tag, f"fine-tune {tag}")
+    return net.eval(), hist
+
+
+def load_trained(net: nn.Module, folder: Path, steps: int, notebook: str) -> nn.Module:
+    """Load the finished run in `folder` (its checkpoint at `steps`) into `net`; FileNotFoundError naming the notebook
+    that trains it when it is missing."""
+    path = require(folder / f"step_{steps:07d}.pt", notebook)
+    from dmh.checkpoint import load_weights
+
+    return load_weights(net, path).eval()
+
+
+def load_colour_denoiser(p: Preset, out: Path) -> DenoiseNet:
+    """The colour denoiser of 01 (trained alone)."""
+    return load_trained(DenoiseNet(3, p.colour_width), out / "ckpt" / "colour_separate", p.colour_steps,
+                        "01_denoiser.ipynb")  # fmt: skip
+
+
+def load_grey_denoiser(p: Preset, out: Path) -> DenoiseNet:
+    """The grey denoiser trained alone (03)."""
+    return load_trained(DenoiseNet(1, p.grey_width), out / "ckpt" / "grey_separate", p.grey_steps,
+                        "03_joint_classification.ipynb")  # fmt: skip
+
+
+def load_finetuned(task: str, lam: float, p: Preset, out: Path, notebook: str, steps: int | None = None) -> DenoiseNet:
+    """A finished fine-tune saved by `finetune` (FileNotFoundError naming `notebook` when it is missing)."""
+    steps = p.joint_steps if steps is None else steps
+    folder = out / "ckpt" / f"{task}_lam{lam:g}_{steps}"
+    return load_trained(DenoiseNet(1, p.grey_width), folder, steps, notebook)
+
+
+def cbm3d_mosaic(batch: Tensor, sigma: float) -> Tensor:
+    """BM3D on many small images at once: tile the (N, C, H, W) batch into one near-square mosaic, denoise it in one
+    call, cut it apart. Blocks may match across neighbouring images (which can only help BM3D); this makes CBM3D on
+    thousands of 28 x 28 items affordable on a CPU."""
+    n, c, h, w = batch.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    canvas = torch.zeros(c, rows * h, cols * w)
+    for k in range(n):
+        canvas[:, (k // cols) * h : (k // cols + 1) * h, (k % cols) * w : (k % cols + 1) * w] = batch[k]
+    den = cbm3d(canvas, sigma)[0]
+    return torch.stack([den[:, (k // cols) * h : (k // cols + 1) * h, (k % cols) * w : (k % cols + 1) * w]
+                        for k in range(n)])  # fmt: skip
+
+
+def _test_set(task: str, p: Preset) -> tuple[Tensor, Tensor]:
+    if task == "A":
+        x, y = load_fashion_mnist("test")
+        return x[: p.n_cls_test], y[: p.n_cls_test]
+    x, y = fashion_scenes_test()
+    return x[: p.n_seg_test], y[: p.n_seg_test]
+
+
+def task_table(
+    task: str, denoisers: dict[str, nn.Module], p: Preset, out: Path, name: str, progress: bool = True
+) -> dict[str, Any]:
+    """Table 2 / 3 analogue: rows noisy, CBM3D and each named denoiser, columns `p.task_sigmas`.
+
+    Every row sees the same noisy pixels (noise seeded by p.seed and sigma, drawn per batch of 250 / 50). The full test
+    set gives "metric" and "psnr"; the CBM3D row runs on the first `n_bm3d_*` images only, so every row also gets
+    "metric_subset" on those same images.
+
+    Returns (and writes to out/<name>.json): {"task", "metric", "rows": {row: {sigma: {...}}}}.
+    """
+    tnet = task_nets()[task]
+    metric = "top1" if task == "A" else "miou"
+    bs = 250 if task == "A" else 50
+    n_sub = p.n_bm3d_cls if task == "A" else p.n_bm3d_seg
+    x, y = _test_set(task, p)
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    rows: dict[str, Any] = {"noisy": None, "CBM3D": cbm3d_mosaic, **denoisers}
+    for s in p.task_sigmas:
+        seed = p.seed * 7919 + int(s)
+        for row, den in rows.items():
+            kw = {"sigma": s, "denoiser": den, "seed": seed, "batch_size": bs}
+            sub = evaluate_task(tnet, x[:n_sub], y[:n_sub], **kw)
+            res = {"metric_subset": sub[metric], "psnr_subset": sub["psnr"]}
+            if row != "CBM3D":
+                full = evaluate_task(tnet, x, y, **kw, progress=progress, desc=f"{name} {row} sigma={s:g}")
+                res.update(metric=full[metric], psnr=full["psnr"])
+            table.setdefault(row, {})[str(int(s))] = res
+    clean = evaluate_task(tnet, x, y, batch_size=bs)[metric]
+    result = {"task": task, "metric": metric, "clean": clean, "n": len(x), "n_subset": n_sub, "rows": table,
+              "preset": p.asdict()}  # fmt: skip
+    write_json(out / f"{name}.json", result)
+    return result
+
+
+# ------------------------------------------------------------------------------------------- 02 task networks alone
+NOISE_SIGMAS = (0.0, 15.0, 30.0, 45.0, 60.0, 90.0)
+
+
+def imagenet20_at(size: int) -> tuple[Tensor, Tensor]:
+    """ImageNet-20 resized (bilinear, antialiased) to size x size: the classifier's input, to which noise is added."""
+    from dmh.data import load_imagenet20
+
+    imgs, labels, _ = load_imagenet20()
+    x = torch.cat([nn.functional.interpolate(im[None], size=(size, size), mode="bilinear", antialias=True,
+                                             align_corners=False) for im in imgs])  # fmt: skip
+    return x.clamp(0, 1), labels
+
+
+def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] = NOISE_SIGMAS) -> dict[str, Any]:
+    """The "noisy input" row of every frozen network: A (top-1, Fashion-MNIST test), B (mean IoU, test scenes),
+    EfficientNet-Lite0 (top-1 on ImageNet-20 at `p.imagenet_size`, mean and std over `p.imagenet_draws` seeded
+    draws) at each sigma. Written to out/task_noise.json."""
+    from dmh.evaluate import noise_degradation
+    from dmh.tasks import efficientnet_lite0
+
+    nets = task_nets()
+    xa, ya = _test_set("A", p)
+    xb, yb = _test_set("B", p)
+    xi, yi = imagenet20_at(p.imagenet_size)
+    result = {
+        "fashion_classifier": {"metric": "top1", "rows": noise_degradation(nets["A"], xa, ya, sigmas, seed=p.seed)},
+        "fashion_segmenter": {
+            "metric": "miou",
+            "rows": noise_degradation(nets["B"], xb, yb, sigmas, seed=p.seed, batch_size=50),
+        },
+        "efficientnet_lite0": {
+            "metric": "top1",
+            "rows": noise_degradation(
+                efficientnet_lite0(), xi, yi, sigmas, seed=p.seed, draws=p.imagenet_draws, batch_size=20
+            ),
+        },  # fmt: skip
+        "n": {"fashion_classifier": len(xa), "fashion_segmenter": len(xb), "efficientnet_lite0": len(xi)},
+        "preset": p.asdict(),
+    }
+    write_json(out / "task_noise.json", result)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ 05 lambda ablation
+def val_set(task: str, p: Preset) -> tuple[Tensor, Tensor]:
+    """Validation data of the ablation: A: the first `p.n_val_cls` held-out Fashion-MNIST "val" items; B:
+    `p.n_val_seg` scenes made of the "val" items."""
+    if task == "A":
+        x, y = fashion_split("val")
+        return x[: p.n_val_cls], y[: p.n_val_cls]
+    return SceneSampler("val").sample(p.n_val_seg, torch.Generator().manual_seed(p.seed + 17))
+
+
+def ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Sweep lam over `p.ablation_lams` for each task: fine-tune `base` for `p.ablation_steps` through A and through B,
+    then measure PSNR and the task metric at `p.ablation_sigma` on *validation* data (never the test split).
+    Written to out/ablation.json: {task: [{"lam", "psnr", "metric"}]}."""
+    result: dict[str, Any] = {"sigma": p.ablation_sigma, "steps": p.ablation_steps, "preset": p.asdict()}
+    for task, metric in (("A", "top1"), ("B", "miou")):
+        x, y = val_set(task, p)
+        tnet = task_nets()[task]
+        pts = []
+        for lam in p.ablation_lams:
+            net, _ = finetune(base, task, lam, p, out, steps=p.ablation_steps)
+            res = evaluate_task(tnet, x, y, sigma=p.ablation_sigma, denoiser=net, seed=p.seed,
+                                batch_size=250 if task == "A" else 50)  # fmt: skip
+            pts.append({"lam": lam, "psnr": res["psnr"], "metric": res[metric]})
+        noisy = evaluate_task(tnet, x, y, sigma=p.ablation_sigma, seed=p.seed, batch_size=250 if task == "A" else 50)
+        result[task] = {"metric": metric, "points": pts, "noisy": noisy[metric], "noisy_psnr": noisy["psnr"],
+                        "paper_lam": p.lam_cls if task == "A" else p.lam_seg}  # fmt: skip
+    write_json(out / "ablation.json", result)
+    return result
+
+
+# ------------------------------------------------------------------------------- 07 colour, EfficientNet, texture
+def colour_finetune(base: DenoiseNet, lam: float, p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, float]]]:
+    """Fine-tune a copy of the colour denoiser through frozen EfficientNet-Lite0 with the label-free target (KL to the
+    network's prediction on the clean crop) on `p.eff_crop` crops of the TRAIN photos; lam = 0 is the matching
+    separate run (same data, seed, steps)."""
+    from dmh.data import PatchSampler
+    from dmh.tasks import efficientnet_lite0
+
+    net = DenoiseNet(3, base.width)
+    net.load_state_dict(base.state_dict())
+    eff = efficientnet_lite0()
+    cascade = Cascade(net, eff)
+    loss_fn = JointLoss(lam, "label_free")
+    sampler = PatchSampler(list(photos("train").values()), p.eff_crop)
+
+    def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        clean = sampler.sample(p.eff_batch, g)
+        noisy = add_noise(clean, sample_sigma(len(clean), p.eff_sigma_range, g), g)
+        if lam == 0:
+            return loss_fn(model(noisy), clean)
+        with torch.no_grad():
+            target = eff(clean)
+        den, logits = cascade(noisy)
+        return loss_fn(den, clean, logits, target)
+
+    cfg = TrainConfig(max_steps=p.eff_steps, lr=p.joint_lr, log_every=max(p.eff_steps // 20, 1), seed=p.seed + 2)
+    hist = train_or_load(net, step, cfg, out / "ckpt" / f"colour_eff_lam{lam:g}_{p.eff_steps}", f"colour lam={lam:g}")
+    return net.eval(), hist
+
+
+def imagenet_table(denoisers: dict[str, nn.Module], p: Preset, out: Path) -> dict[str, Any]:
+    """Top-1 of EfficientNet-Lite0 on ImageNet-20 (at `p.imagenet_size`) for noisy / CBM3D / each denoiser, at
+    `p.imagenet_sigmas`, mean over `p.imagenet_draws` seeded draws (CBM3D: the first draw only, on a mosaic of the
+    20 images, see `cbm3d_mosaic`). Written to out/imagenet20.json."""
+    from dmh.tasks import efficientnet_lite0
+
+    eff = efficientnet_lite0()
+    x, y = imagenet20_at(p.imagenet_size)
+    rows: dict[str, Any] = {"noisy": None, "CBM3D": cbm3d_mosaic, **denoisers}
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for s in p.imagenet_sigmas:
+        for row, den in rows.items():
+            draws = 1 if row == "CBM3D" else p.imagenet_draws
+            res = [
+                evaluate_task(eff, x, y, sigma=s, denoiser=den, seed=p.seed + d, batch_size=20) for d in range(draws)
+            ]
+            table.setdefault(row, {})[str(int(s))] = {
+                "top1": float(np.mean([r["top1"] for r in res])), "top1_std": float(np.std([r["top1"] for r in res])),
+                "psnr": float(np.mean([r["psnr"] for r in res])), "draws": draws,
+            }  # fmt: skip
+    clean = evaluate_task(eff, x, y, batch_size=20)["top1"]
+    result = {"clean": clean, "rows": table, "preset": p.asdict()}
+    write_json(out / "imagenet20.json", result)
+    return result
+
+
+def texture_table(denoisers: dict[str, nn.Module], p: Preset, out: Path, table1: Path) -> dict[str, Any]:
+    """Texture measures on the TEST photos at each of `p.photo_sigmas`: PSNR, SSIM, high-frequency energy kept
+    (`high_frequency_ratio`, 1 = as much as the clean photo) and gradient similarity, for noisy and CBM3D (read from
+    the PNGs 01 saved) and each denoiser (run here on the same noisy pixels). Written to out/texture.json."""
+    from dmh.metrics import gradient_similarity, high_frequency_ratio
+
+    require(table1, "01_denoiser.ipynb")
+    imgs = _test_photos(p)
+    rows = []
+    for s in p.photo_sigmas:
+        for k, (name, clean) in enumerate(imgs.items()):
+            noisy = _photo_noise(clean, s, k, p)
+            panels = {"noisy": noisy, "CBM3D": _saved_photo(out, s, "CBM3D", name)}
+            panels.update({label: denoise(net, noisy) for label, net in denoisers.items()})
+            for method, img in panels.items():
+                rows.append({"image": name, "sigma": s, "method": method, "psnr": psnr(img, clean),
+                             "ssim": ssim(img, clean), "hf_ratio": high_frequency_ratio(img.clamp(0, 1), clean),
+                             "gms": gradient_similarity(img, clean)})  # fmt: skip
+    result = {"rows": rows, "preset": p.asdict()}
+    write_json(out / "texture.json", result)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------------ 08 explorer
+def explorer(p: Preset, out: Path, n_images: int = 200, n_scenes: int = 50) -> Any:
+    """The explorer of 08: the lambda sweep's denoisers of 05 (through A and through B), classifier A on Fashion-MNIST
+    test items and segmenter B on test scenes."""
+    from dmh.data import FASHION_CLASSES, SCENE_CLASSES
+    from dmh.widgets import Explorer, ExplorerTask
+
+    dens = {}
+    for task in ("A", "B"):
+        for lam in p.ablation_lams:
+            dens[f"through {task}, lambda={lam:g}"] = load_finetuned(task, lam, p, out, "05_lambda_ablation.ipynb",
+                                                                     steps=p.ablation_steps)  # fmt: skip
+    nets = task_nets()
+    xa, ya = _test_set("A", p)
+    xb, yb = _test_set("B", p)
+    tasks = {
+        "A": ExplorerTask(nets["A"], xa[:n_images], ya[:n_images], list(FASHION_CLASSES)),
+        "B": ExplorerTask(nets["B"], xb[:n_scenes], yb[:n_scenes], list(SCENE_CLASSES)),
+    }
+    return Explorer(dens, tasks, seed=p.seed)

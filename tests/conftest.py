@@ -1,0 +1,69 @@
+"""Shared fixtures: tiny networks (width 0.25), a real photograph, seeded generators.
+
+The thread count is left as torch sets it; every test here is sized to run in well under a second or two on a
+2-core CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from torch import nn
+
+from dmh.nets import DenoiseNet
+
+
+def _make_denoiser(in_channels: int = 1, width: float = 0.25, seed: int = 0) -> DenoiseNet:
+    """A narrow DenoiseNet with seeded initial weights."""
+    torch.manual_seed(seed)
+    return DenoiseNet(in_channels=in_channels, width=width)
+
+
+def _make_bn_classifier(in_channels: int = 1, num_classes: int = 4, seed: int = 1) -> nn.Module:
+    """A small classifier with batch norm (running statistics that would move in train mode)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(24, num_classes),
+    )
+
+
+@pytest.fixture
+def make_denoiser():
+    """Factory: make_denoiser(in_channels=1, width=0.25, seed=0) -> seeded DenoiseNet."""
+    return _make_denoiser
+
+
+@pytest.fixture
+def make_bn_classifier():
+    """Factory: make_bn_classifier(in_channels=1, num_classes=4, seed=1) -> small classifier with batch norm."""
+    return _make_bn_classifier
+
+
+@pytest.fixture
+def tiny_net() -> DenoiseNet:
+    """Grey DenoiseNet(width=0.25), seeded."""
+    return _make_denoiser(1, 0.25)
+
+
+@pytest.fixture
+def tiny_colour_net() -> DenoiseNet:
+    """Colour DenoiseNet(width=0.25), seeded."""
+    return _make_denoiser(3, 0.25)
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """skimage's astronaut, (512, 512, 3) float32 in [0, 1] (a real photograph, public domain)."""
+    return skimage.data.astronaut().astype(np.float32) / 255.0
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    return torch.Generator().manual_seed(1234)

@@ -1,0 +1,103 @@
+"""Pieces of the study that the notebooks call: presets, train-or-load, the CBM3D mosaic, zoom boxes, reports."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dmh import report, study
+from dmh.metrics import psnr
+from dmh.nets import DenoiseNet
+from dmh.noise import add_noise
+from dmh.presets import PRESETS, get_preset
+from dmh.train import TrainConfig
+
+
+def test_presets_defined_once_and_overridable():
+    assert set(PRESETS) == {"smoke", "cpu", "paper"}
+    p = get_preset("cpu", joint_steps=7)
+    assert p.joint_steps == 7 and p.lam_cls == 0.25 and p.lam_seg == 0.5
+    assert PRESETS["cpu"].joint_steps != 7  # not mutated
+    assert PRESETS["paper"].task_sigmas == (15.0, 30.0, 45.0, 60.0)
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("gpu")
+    with pytest.raises(ValueError, match="unknown preset fields"):
+        get_preset("cpu", lamda=1)
+    for p in PRESETS.values():  # the paper's lambdas are among the sweep's points, so the plot can mark them
+        assert p.name == "paper" or {p.lam_cls, p.lam_seg} <= set(p.ablation_lams)
+
+
+def test_train_or_load_trains_once_then_loads(tmp_path):
+    clean = torch.rand(16, 1, 16, 16)
+    calls = []
+
+    def step(net, g):
+        calls.append(1)
+        idx = torch.randint(0, 16, (4,), generator=g)
+        x = clean[idx]
+        return F.mse_loss(net(add_noise(x, 25, g)), x), {}
+
+    cfg = TrainConfig(max_steps=4, log_every=2, progress=False)
+    torch.manual_seed(0)
+    a = DenoiseNet(1, 0.125)
+    hist = study.train_or_load(a, step, cfg, tmp_path / "run", "t")
+    assert len(calls) == 4 and len(hist) == 2
+    b = DenoiseNet(1, 0.125)
+    assert study.train_or_load(b, step, cfg, tmp_path / "run", "t") == hist and len(calls) == 4
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(ValueError, match="width=0.25"):
+        study.train_or_load(DenoiseNet(1, 0.25), step, cfg, tmp_path / "run", "t")
+    with pytest.raises(FileNotFoundError, match="03_joint"):
+        study.load_trained(DenoiseNet(1, 0.125), tmp_path / "none", 4, "03_joint_classification.ipynb")
+
+
+def test_cbm3d_mosaic_denoises_each_image_in_place():
+    g = torch.Generator().manual_seed(0)
+    clean = torch.zeros(5, 1, 28, 28)
+    for k in range(5):
+        clean[k, :, 4 + k : 20, 6:22] = 0.2 + 0.15 * k  # different flat squares
+    noisy = add_noise(clean, 25, g)
+    den = study.cbm3d_mosaic(noisy, 25)
+    assert den.shape == clean.shape
+    for k in range(5):
+        assert psnr(den[k], clean[k]) > psnr(noisy[k], clean[k]) + 5
+        assert (den[k] - clean[k]).abs().mean() < (den[k] - clean[(k + 1) % 5]).abs().mean()
+
+
+def test_zoom_box_is_inside_and_textured():
+    p = get_preset("smoke")
+    for name in study.test_photo_names(p):
+        top, left, h, w = study.zoom_box(name, p)
+        assert h == w and top >= 0 and left >= 0 and top + h <= p.photo_crop and left + w <= p.photo_crop
+
+
+def test_require_and_json_roundtrip(tmp_path):
+    path = study.write_json(tmp_path / "a" / "x.json", {"a": 1.5, "b": [1, 2]})
+    assert study.read_json(path) == {"a": 1.5, "b": [1, 2]}
+    with pytest.raises(FileNotFoundError, match="run 05_lambda_ablation.ipynb first"):
+        study.require(tmp_path / "missing.json", "05_lambda_ablation.ipynb")
+
+
+def test_report_tables_and_readme_section(tmp_path):
+    t2 = {
+        "task": "A", "metric": "top1", "clean": 0.93, "n": 100, "n_subset": 10,
+        "rows": {r: {"30": {"metric": 0.5 + i / 10, "psnr": 20.0 + i, "metric_subset": 0.5, "psnr_subset": 20.0}}
+                 for i, r in enumerate(("noisy", "separate", "joint", "cross-task"))},
+    }  # fmt: skip
+    t2["rows"]["CBM3D"] = {"30": {"metric_subset": 0.6, "psnr_subset": 25.0}}
+    md = report.task_table_md(t2)
+    assert "| joint | 70.0 (22.0 dB) |" in md and "CBM3D" not in md
+    assert "| CBM3D | 60.0 (25.0 dB) |" in report.task_table_md(t2, subset=True)
+    assert report.rows_vs_sigma(t2)["joint"] == {30.0: pytest.approx(0.7)}
+    study.write_json(tmp_path / "table2.json", t2)
+    rep = report.write_report(tmp_path, "machine X")
+    assert "Table 2" in rep.read_text() and "machine X" in rep.read_text()
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nend\n")
+    report.update_readme(readme, rep)
+    text = readme.read_text()
+    assert "old" not in text and "| joint | 70.0 (22.0 dB) |" in text and text.endswith("<!-- results:end -->\nend\n")
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        report.update_readme(readme, rep)
