@@ -23,10 +23,15 @@ Denoise = Callable[[Tensor, float], Tensor]
 
 
 def as_denoise(denoiser: nn.Module | Denoise | None) -> Denoise | None:
-    """Wrap an `nn.Module` denoiser (eval mode, no grad) as a `Denoise` callable; pass callables through."""
+    """Wrap an `nn.Module` denoiser (eval mode, no grad) as a `Denoise` callable; pass callables through.
+    A `DenoiseNet` runs through its fast inference copy (`dmh.fast.prepare`: BatchNorm folded, channels-last; equal
+    to the plain forward up to float rounding)."""
     if denoiser is None or not isinstance(denoiser, nn.Module):
         return denoiser
-    net = denoiser.eval()
+    from dmh.fast import prepare
+    from dmh.nets import DenoiseNet
+
+    net = prepare(denoiser) if isinstance(denoiser, DenoiseNet) else denoiser.eval()
 
     def run(x: Tensor, sigma: float) -> Tensor:
         with torch.inference_mode():

@@ -124,6 +124,7 @@ def denoise(
     tile: int | None = 256,
     overlap: int = 32,
     batch_size: int = 4,
+    fast: bool = False,
 ) -> Tensor:
     """Denoise an image of any size with bounded memory.
 
@@ -135,11 +136,18 @@ def denoise(
         overlap: context margin on each side of a tile; at >= `RECEPTIVE_RADIUS` the result equals the untiled one
             up to float rounding. Tiles are cropped to their cores (not averaged), so no seams are blended.
         batch_size: tiles per forward pass.
+        fast: run an inference copy of `net` (a DenoiseNet) with BatchNorm folded into the convolutions and
+            channels-last memory (`dmh.fast.prepare`); equal to the plain path up to float rounding. `net` itself is
+            left as it is.
 
     Returns:
         (N, C, H, W) float tensor (N = 1 for a single image), not clipped.
     """
     x = to_nchw(image, channels=getattr(net, "in_channels", None))
+    if fast:
+        from dmh.fast import prepare
+
+        net = prepare(net)
     net.eval()
     first = next(net.parameters(), None)
     dev = first.device if first is not None else torch.device("cpu")

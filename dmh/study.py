@@ -30,7 +30,7 @@ from dmh.losses import JointLoss
 from dmh.metrics import psnr, ssim
 from dmh.nets import DenoiseNet, denoise
 from dmh.noise import add_noise, sample_sigma
-from dmh.presets import Preset
+from dmh.presets import Preset, check_scale
 from dmh.tasks import TaskNet, fashion_classifier, fashion_segmenter
 from dmh.train import TrainConfig, train
 
@@ -123,6 +123,7 @@ def _denoiser_step(
 # ---------------------------------------------------------------------------------------------- 01 colour denoiser
 def colour_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, float]]]:
     """The colour denoiser trained alone (lam = 0), blind over `p.colour_sigma_range`, on TRAIN photo patches."""
+    check_scale(p)
     from dmh.data import PatchSampler
 
     torch.manual_seed(p.seed)
@@ -203,6 +204,7 @@ def photo_table(net: nn.Module, p: Preset, out: Path, progress: bool = True) -> 
     Returns (and writes to out/table1.json): {"rows": [{"image", "sigma", "method", "psnr", "ssim", "seconds"}],
     "mean": {method: {sigma: psnr}}}.
     """
+    check_scale(p)
     from skimage.io import imsave
 
     from dmh.metrics import to_uint8
@@ -213,7 +215,7 @@ def photo_table(net: nn.Module, p: Preset, out: Path, progress: bool = True) -> 
         for k, (name, clean) in enumerate(imgs.items()):
             noisy = _photo_noise(clean, s, k, p)
             t0 = time.perf_counter()
-            den = denoise(net, noisy)
+            den = denoise(net, noisy, fast=True)
             t_net = time.perf_counter() - t0
             t0 = time.perf_counter()
             bm = cbm3d(noisy, s)
@@ -275,6 +277,7 @@ def _grey_data() -> _GreyData:
 def grey_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, float]]]:
     """The grey denoiser trained alone (lam = 0, blind over `p.grey_sigma_range`) on Fashion-MNIST items and scene
     crops: the common start of every grey fine-tune (03, 04, 05)."""
+    check_scale(p)
     torch.manual_seed(p.seed)
     net = DenoiseNet(1, p.grey_width)
     data = _grey_data()
@@ -293,6 +296,7 @@ def finetune(
     lam = 0 is the "separate" row: the same data, seed and steps, only the task term is off. Noise is blind over
     `p.grey_sigma_range`. Checkpoints go to out/ckpt/<task>_lam<lam>_<steps>.
     """
+    check_scale(p)
     steps = p.joint_steps if steps is None else steps
     net = DenoiseNet(base.in_channels, base.width)
     net.load_state_dict(base.state_dict())
@@ -380,6 +384,7 @@ def task_table(
 
     Returns (and writes to out/<name>.json): {"task", "metric", "rows": {row: {sigma: {...}}}}.
     """
+    check_scale(p)
     tnet = task_nets()[task]
     metric = "top1" if task == "A" else "miou"
     bs = 250 if task == "A" else 50
@@ -422,6 +427,7 @@ def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] = NOISE_SIG
     """The "noisy input" row of every frozen network: A (top-1, Fashion-MNIST test), B (mean IoU, test scenes),
     EfficientNet-Lite0 (top-1 on ImageNet-20 at `p.imagenet_size`, mean and std over `p.imagenet_draws` seeded
     draws) at each sigma. Written to out/task_noise.json."""
+    check_scale(p)
     from dmh.evaluate import noise_degradation
     from dmh.tasks import efficientnet_lite0
 
@@ -462,6 +468,7 @@ def ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = True) -> d
     """Sweep lam over `p.ablation_lams` for each task: fine-tune `base` for `p.ablation_steps` through A and through B,
     then measure PSNR and the task metric at `p.ablation_sigma` on *validation* data (never the test split).
     Written to out/ablation.json: {task: [{"lam", "psnr", "metric"}]}."""
+    check_scale(p)
     result: dict[str, Any] = {"sigma": p.ablation_sigma, "steps": p.ablation_steps, "preset": p.asdict()}
     for task, metric in (("A", "top1"), ("B", "miou")):
         x, y = val_set(task, p)
@@ -484,6 +491,7 @@ def colour_finetune(base: DenoiseNet, lam: float, p: Preset, out: Path) -> tuple
     """Fine-tune a copy of the colour denoiser through frozen EfficientNet-Lite0 with the label-free target (KL to the
     network's prediction on the clean crop) on `p.eff_crop` crops of the TRAIN photos; lam = 0 is the matching
     separate run (same data, seed, steps)."""
+    check_scale(p)
     from dmh.data import PatchSampler
     from dmh.tasks import efficientnet_lite0
 
@@ -513,6 +521,7 @@ def imagenet_table(denoisers: dict[str, nn.Module], p: Preset, out: Path) -> dic
     """Top-1 of EfficientNet-Lite0 on ImageNet-20 (at `p.imagenet_size`) for noisy / CBM3D / each denoiser, at
     `p.imagenet_sigmas`, mean over `p.imagenet_draws` seeded draws (CBM3D: the first draw only, on a mosaic of the
     20 images, see `cbm3d_mosaic`). Written to out/imagenet20.json."""
+    check_scale(p)
     from dmh.tasks import efficientnet_lite0
 
     eff = efficientnet_lite0()
@@ -539,6 +548,7 @@ def texture_table(denoisers: dict[str, nn.Module], p: Preset, out: Path, table1:
     """Texture measures on the TEST photos at each of `p.photo_sigmas`: PSNR, SSIM, high-frequency energy kept
     (`high_frequency_ratio`, 1 = as much as the clean photo) and gradient similarity, for noisy and CBM3D (read from
     the PNGs 01 saved) and each denoiser (run here on the same noisy pixels). Written to out/texture.json."""
+    check_scale(p)
     from dmh.metrics import gradient_similarity, high_frequency_ratio
 
     require(table1, "01_denoiser.ipynb")
@@ -562,6 +572,7 @@ def texture_table(denoisers: dict[str, nn.Module], p: Preset, out: Path, table1:
 def explorer(p: Preset, out: Path, n_images: int = 200, n_scenes: int = 50) -> Any:
     """The explorer of 08: the lambda sweep's denoisers of 05 (through A and through B), classifier A on Fashion-MNIST
     test items and segmenter B on test scenes."""
+    check_scale(p)
     from dmh.data import FASHION_CLASSES, SCENE_CLASSES
     from dmh.widgets import Explorer, ExplorerTask
 

@@ -169,6 +169,10 @@ def train(
         save_checkpoint(checkpoint_path(folder, at), state)
         _prune(folder, cfg.keep_last)
 
+    # Under torch.distributed every process trains (and reads checkpoints to resume); only rank 0 writes them.
+    writer = not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
+        torch.distributed.get_rank() == 0
+    )
     model.train()
     sums: dict[str, float] = {}
     count = 0
@@ -195,7 +199,7 @@ def train(
             for cb in callbacks:
                 cb(step, model, row)
             sums, count = {}, 0
-        if folder is not None and ((cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.max_steps):
+        if writer and folder is not None and ((cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.max_steps):
             save(step)
     bar.close()
     return history

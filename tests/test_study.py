@@ -28,6 +28,14 @@ def test_presets_defined_once_and_overridable():
         assert p.name == "paper" or {p.lam_cls, p.lam_seg} <= set(p.ablation_lams)
 
 
+def test_cpu_data_study_refuses_the_paper_preset(tmp_path):
+    with pytest.raises(NotImplementedError, match="torchrun -m dmh.ddp"):
+        study.colour_denoiser(get_preset("paper"), tmp_path)
+    from dmh.paper import PAPER
+
+    assert PRESETS["paper"].joint_lr == PAPER.classification.lr and PRESETS["paper"].colour_steps == PAPER.denoise.steps
+
+
 def test_train_or_load_trains_once_then_loads(tmp_path):
     clean = torch.rand(16, 1, 16, 16)
     calls = []
