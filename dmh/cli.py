@@ -36,6 +36,7 @@ def _train_tasks(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     command = "dmh " + " ".join(sys.argv[1:])
+    commit = git_commit()  # the code as it is when training starts
     which = ["classifier", "segmenter"] if args.which == "both" else [args.which]
     for w in which:
         torch.set_num_threads(args.threads) if args.threads else None
@@ -53,7 +54,7 @@ def _train_tasks(args: argparse.Namespace) -> None:
         seconds = time.time() - t0
         info = {
             "command": command,
-            "commit": git_commit(),
+            "commit": commit,
             "seed": args.seed,
             "train_seconds": round(seconds, 1),
             "threads": torch.get_num_threads(),

@@ -67,3 +67,13 @@ def astronaut() -> np.ndarray:
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def single_process(monkeypatch):
+    """No torch.distributed environment variables (a plain single process); restores torch's thread count."""
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)

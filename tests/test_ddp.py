@@ -41,15 +41,6 @@ def data(tmp_path_factory):
     return make_miniature(tmp_path_factory.mktemp("ddp_data"), seed=2)
 
 
-@pytest.fixture
-def single_process(monkeypatch):
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(k, raising=False)
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 def _torchrun(args: list[str], nproc: int = 2) -> None:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "dmh.ddp"]

@@ -27,15 +27,6 @@ def data(tmp_path_factory):
     return make_miniature(tmp_path_factory.mktemp("robust_data"), seed=3)
 
 
-@pytest.fixture
-def single_process(monkeypatch):
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(k, raising=False)
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 def _args(data, out: Path, steps: int = STEPS) -> list[str]:
     return [
         "train",
