@@ -119,7 +119,8 @@ def run_notebooks(
         timings[nb.name] = round(time.time() - t0, 1)
         timings_path.write_text(json.dumps(timings, indent=2) + "\n")
         print(f"    done in {timings[nb.name] / 60:.1f} min", flush=True)
-    path = write_report(folder, machine_line())
+    (folder / "machine.txt").write_text(machine_line() + "\n")
+    path = write_report(folder)
     print(f"report: {path}")
     return path
 

@@ -152,8 +152,11 @@ _SECTIONS = [
 
 
 def write_report(folder: str | Path, machine: str = "") -> Path:
-    """Assemble folder/REPORT.md from the JSON files and PNG figures the notebooks wrote there."""
+    """Assemble folder/REPORT.md from the JSON files and PNG figures the notebooks wrote there; `machine` (default:
+    folder/machine.txt, written by `dmh reproduce`) says when and where the numbers were produced."""
     folder = Path(folder)
+    if not machine and (folder / "machine.txt").is_file():
+        machine = (folder / "machine.txt").read_text().strip()
     parts = [f"# dmh report: preset `{folder.name}`", machine]
     timings = folder / "timings.json"
     if timings.is_file():
@@ -167,10 +170,9 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
             parts.append("CBM3D subset (every row on the same images):\n\n" + task_table_md(folder / name, subset=True))
         if fig and (folder / fig).is_file():
             parts.append(f"![{title}]({fig})")
-        if name == "table3.json" and (folder / "table2.json").is_file():
-            parts.append(
-                "## 06 Cross-task transfer (mean over sigma)\n\n" + cross_task_md(folder / "table2.json", folder / name)
-            )
+        if name == "ablation.json" and (folder / "table2.json").is_file() and (folder / "table3.json").is_file():
+            cross = cross_task_md(folder / "table2.json", folder / "table3.json")
+            parts.append("## 06 Cross-task transfer (mean over sigma)\n\n" + cross)
             if (folder / "06_cross_task.png").is_file():
                 parts.append("![cross-task](06_cross_task.png)")
     for extra in sorted(folder.glob("07_zoom_*.png")):
