@@ -70,8 +70,8 @@ def _train_tasks(args: argparse.Namespace) -> None:
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def machine_line() -> str:
-    """One line saying when and where results were produced."""
+def machine_line(commit: str | None = None) -> str:
+    """One line saying when and where results were produced (`commit`: the code's commit, default: now)."""
     import os
     import platform
 
@@ -80,7 +80,7 @@ def machine_line() -> str:
     return (f"Produced {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.node() or 'unknown'}: {platform.machine()}, "
             f"{os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}; "
-            f"commit {git_commit()}.")  # fmt: skip
+            f"commit {commit or git_commit()}.")  # fmt: skip
 
 
 def run_notebooks(
@@ -103,6 +103,7 @@ def run_notebooks(
     timings_path = folder / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     todo = [nb for nb in nbs if int(nb.name[:2]) >= start]
+    commit = git_commit()  # the code the notebooks run, read before they run
     for k, nb in enumerate(todo, 1):
         print(f"[{k}/{len(todo)}] {nb.name} (preset {preset}) ...", flush=True)
         t0 = time.time()
@@ -119,7 +120,7 @@ def run_notebooks(
         timings[nb.name] = round(time.time() - t0, 1)
         timings_path.write_text(json.dumps(timings, indent=2) + "\n")
         print(f"    done in {timings[nb.name] / 60:.1f} min", flush=True)
-    (folder / "machine.txt").write_text(machine_line() + "\n")
+    (folder / "machine.txt").write_text(machine_line(commit) + "\n")
     path = write_report(folder)
     print(f"report: {path}")
     return path
