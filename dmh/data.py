@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dmh.images import open_rgb
+
 __all__ = [
     "PHOTO_SPLIT",
     "load_photo",
@@ -75,13 +77,8 @@ def _package_dir(module: str) -> Path:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except Exception as e:
-        raise OSError(f"cannot read image {path}: {e}") from e
+    """(H, W, 3) uint8; a damaged file raises `dmh.images.ImageReadError` naming it."""
+    return np.asarray(open_rgb(path))
 
 
 @functools.cache

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
-__all__ = ["to_nchw", "to_hwc", "check_finite"]
+__all__ = ["to_nchw", "to_hwc", "check_finite", "ImageReadError", "open_image", "open_rgb", "read_image"]
 
 _INT_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -95,3 +97,31 @@ def to_hwc(x: Tensor) -> np.ndarray:
         raise ValueError(f"expected (C, H, W), got shape {tuple(x.shape)}")
     arr = x.detach().cpu().float().permute(1, 2, 0).numpy()
     return arr[..., 0] if arr.shape[-1] == 1 else arr
+
+
+class ImageReadError(OSError):
+    """An image file that cannot be decoded (corrupt, truncated, not an image); the message names the file."""
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open and fully decode an image file (a truncated file fails here, not later); palette, grey and RGB images keep
+    their mode, others are converted to RGB. A missing file raises FileNotFoundError, a damaged one ImageReadError."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy() if im.mode in ("P", "L", "RGB") else im.convert("RGB")
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
+        raise ImageReadError(f"cannot read image {path}: corrupt, truncated or not an image ({e})") from e
+
+
+def open_rgb(path: str | os.PathLike) -> Image.Image:
+    """`open_image` converted to RGB."""
+    im = open_image(path)
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def read_image(path: str | os.PathLike) -> Tensor:
+    """An image file as a (3, H, W) float32 tensor in [0, 1] (grey and palette images are converted to RGB)."""
+    return torch.from_numpy(np.asarray(open_rgb(path)).copy()).permute(2, 0, 1).float() / 255.0

@@ -29,6 +29,9 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import Tensor, nn
 
+from dmh.images import ImageReadError, read_image
+from dmh.images import open_image as _open
+from dmh.images import open_rgb as _rgb
 from dmh.metrics import ConfusionMatrix, psnr
 from dmh.noise import add_noise
 from dmh.tasks import TaskNet
@@ -262,33 +265,8 @@ def voc_segmenter(*, arch: str = "deeplabv3_resnet50", weights: Any = None, down
 
 
 # -------------------------------------------------------------------------------------------------------- image files
-class ImageReadError(OSError):
-    """An image file that cannot be decoded (corrupt, truncated, not an image); the message names the file."""
-
-
-def _open(path: str | os.PathLike) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            im.load()  # decode now: a truncated file fails here, not later
-            return im.copy() if im.mode in ("P", "L", "RGB") else im.convert("RGB")
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
-        raise ImageReadError(f"cannot read image {path}: corrupt, truncated or not an image ({e})") from e
-
-
-def _rgb(path: str | os.PathLike) -> Image.Image:
-    im = _open(path)
-    return im if im.mode == "RGB" else im.convert("RGB")
-
-
 def _tensor(im: Image.Image) -> Tensor:
     return TF.pil_to_tensor(im).float().div_(255.0)
-
-
-def read_image(path: str | os.PathLike) -> Tensor:
-    """An image file as a (3, H, W) float tensor in [0, 1] (grey and palette images are converted to RGB)."""
-    return _tensor(_rgb(path))
 
 
 def read_label(path: str | os.PathLike) -> Tensor:
