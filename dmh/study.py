@@ -10,6 +10,7 @@ number of extra steps with lam = 0, the same data and the same seed, so lam is t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -102,7 +103,7 @@ def train_or_load(
             net.load_state_dict(ckpt["model"])
             return list(ckpt.get("history", []))
     every = max(cfg.max_steps // 4, 1)
-    cfg = TrainConfig(**{**cfg.__dict__, "ckpt_every": every}) if not cfg.ckpt_every else cfg
+    cfg = dataclasses.replace(cfg, ckpt_every=every) if not cfg.ckpt_every else cfg
     return train(net, step_fn, cfg, ckpt_dir=ckpt_dir, resume=True, desc=desc)
 
 
