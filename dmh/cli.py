@@ -41,7 +41,7 @@ def _train_tasks(args: argparse.Namespace) -> None:
     for w in which:
         torch.set_num_threads(args.threads) if args.threads else None
         base = tasks.CLASSIFIER_TRAIN if w == "classifier" else tasks.SEGMENTER_TRAIN
-        cfg = dataclasses.replace(base, seed=args.seed, **({"max_steps": args.steps} if args.steps else {}))
+        cfg = dataclasses.replace(base.with_steps(args.steps) if args.steps else base, seed=args.seed)
         t0 = time.time()
         if w == "classifier":
             task, hist = tasks.train_fashion_classifier(cfg)
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--which", choices=["classifier", "segmenter", "both"], default="both")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "data" / "pretrained"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=0, help="override the number of training steps (0: the default)")
+    p.add_argument("--steps", type=int, default=0, help="train this many steps, lr milestones stretched (0: default)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.set_defaults(func=_train_tasks)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,13 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+
+    def with_steps(self, steps: int) -> TrainConfig:
+        """The same schedule stretched to `steps` optimizer steps: each milestone keeps its fraction of the run."""
+        if steps < 1 or self.max_steps < 1:
+            raise ValueError(f"cannot stretch a {self.max_steps}-step schedule to {steps} steps")
+        milestones = tuple(round(m * steps / self.max_steps) for m in self.milestones)
+        return replace(self, max_steps=steps, milestones=milestones)
 
 
 def build_optimizer(params: Iterable[Any], cfg: TrainConfig) -> torch.optim.Optimizer:

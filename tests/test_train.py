@@ -162,6 +162,16 @@ def test_lr_milestones_apply():
     assert [r["lr"] for r in hist] == pytest.approx([1.0, 0.1, 0.1, 0.01, 0.01, 0.01])  # lr for the next step
 
 
+def test_with_steps_stretches_the_schedule():
+    cfg = TrainConfig(max_steps=3000, lr=2e-3, milestones=(2200, 2700), gamma=0.2, seed=3)
+    long = cfg.with_steps(8000)
+    assert (long.max_steps, long.milestones) == (8000, (5867, 7200))
+    assert dataclasses.replace(long, max_steps=3000, milestones=(2200, 2700)) == cfg  # nothing else changes
+    assert cfg.with_steps(3000) == cfg
+    with pytest.raises(ValueError, match="stretch"):
+        cfg.with_steps(0)
+
+
 def test_grad_clipping_applies():
     cfg = TrainConfig(max_steps=1, optimizer="sgd", lr=1.0, momentum=0.0, log_every=1, progress=False)
     free = Scalar(4)
