@@ -3,13 +3,15 @@
 A checkpoint holds `model` (state dict), `arch` (what rebuilds the model, e.g. DenoiseNet's in_channels and width),
 and, when written by `dmh.train.train`, `optimizer`, `scheduler`, `step`, `rng`, `config` and `history`. Files are
 named `step_0001234.pt` and written atomically (temporary file, then rename), so a killed run never leaves a
-half-written checkpoint under that name.
+half-written checkpoint under that name; `write_json` writes the result and manifest files the same way.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ __all__ = [
     "check_arch",
     "last_checkpoint",
     "checkpoint_path",
+    "write_json",
 ]
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
@@ -36,14 +39,25 @@ def arch_of(model: nn.Module) -> dict[str, Any]:
     return dict(arch) if arch is not None else {"name": type(model).__name__}
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write `state` to `path` atomically; returns the path."""
+def _atomic(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+    """Create the folders, `write(temporary path)`, then rename it to `path`; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
+    write(tmp)
     os.replace(tmp, path)
     return path
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write `state` to `path` atomically; returns the path."""
+    return _atomic(path, lambda tmp: torch.save(state, tmp))
+
+
+def write_json(path: str | os.PathLike, obj: Any, **dumps_kwargs: Any) -> Path:
+    """Write `obj` as JSON to `path` atomically; `dumps_kwargs` go to `json.dumps` (indent 2 unless given)."""
+    text = json.dumps(obj, **{"indent": 2, **dumps_kwargs}) + "\n"
+    return _atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

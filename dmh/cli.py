@@ -31,6 +31,7 @@ def _train_tasks(args: argparse.Namespace) -> None:
     import torch
 
     from dmh import tasks
+    from dmh.checkpoint import write_json
     from dmh.data import fashion_scenes_test, load_fashion_mnist
     from dmh.evaluate import evaluate_task
 
@@ -63,7 +64,7 @@ def _train_tasks(args: argparse.Namespace) -> None:
             "arch": task.arch,
         }
         path = tasks.write_pretrained(task, out, metrics=metrics, info=info)
-        (out / f"{task.name}_history.json").write_text(json.dumps(hist, indent=1) + "\n")
+        write_json(out / f"{task.name}_history.json", hist, indent=1)
         print(f"{task.name}: {json.dumps(metrics)} in {seconds / 60:.1f} min -> {path}")
 
 
@@ -93,6 +94,7 @@ def run_notebooks(
     """
     import papermill as pm
 
+    from dmh.checkpoint import write_json
     from dmh.report import write_report
 
     nbs = sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
@@ -118,7 +120,7 @@ def run_notebooks(
                   f"{int(nb.name[:2])}", file=sys.stderr)  # fmt: skip
             raise SystemExit(1) from None
         timings[nb.name] = round(time.time() - t0, 1)
-        timings_path.write_text(json.dumps(timings, indent=2) + "\n")
+        write_json(timings_path, timings)
         print(f"    done in {timings[nb.name] / 60:.1f} min", flush=True)
     (folder / "machine.txt").write_text(machine_line(commit) + "\n")
     path = write_report(folder)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from dmh.checkpoint import last_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from dmh.checkpoint import last_checkpoint, load_checkpoint, load_weights, save_checkpoint, write_json
 from dmh.losses import JointLoss
 from dmh.nets import DenoiseNet
 from dmh.noise import add_noise, sample_sigma
@@ -322,13 +322,6 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_plain(obj), indent=2, default=str))
-    os.replace(tmp, path)
-
-
 # What may differ between a run and its resumption: the process count (the global batch is the same), where the
 # data lives, and the starting weights (the checkpoint replaces them).
 _RESUMABLE_RUN = {"world", "data", "init"}
@@ -415,7 +408,7 @@ def run_train(args: argparse.Namespace) -> list[dict[str, float]]:
         if args.resume:
             _check_resumable(out, run)
         if d.is_main:
-            _write_json(out / "run.json", {"run": run, "train": asdict(cfg)})
+            write_json(out / "run.json", _plain({"run": run, "train": asdict(cfg)}), default=str)
         step = _step_fn(batches, task_net, stage.lam, stage.scale(3), d)
         history = train(
             model,
@@ -429,7 +422,7 @@ def run_train(args: argparse.Namespace) -> list[dict[str, float]]:
         )
         if d.is_main:
             save_checkpoint(out / "denoiser.pt", {"model": net.state_dict(), "arch": net.arch, "run": run})
-            _write_json(out / "history.json", history)
+            write_json(out / "history.json", _plain(history), default=str)
         if batches.pool is not None:
             batches.pool.shutdown(cancel_futures=True)
         if d.world > 1:
@@ -508,7 +501,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
         }
         if d.is_main:
             if args.out:
-                _write_json(Path(args.out), out)
+                write_json(Path(args.out), _plain(out), default=str)
             return out
         return None
     finally:

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from dmh.baselines import cbm3d
 from dmh.cascade import Cascade
-from dmh.checkpoint import check_arch, last_checkpoint, load_checkpoint
+from dmh.checkpoint import check_arch, last_checkpoint, load_checkpoint, write_json
 from dmh.data import SceneSampler, fashion_scenes_test, fashion_split, load_fashion_mnist, photos
 from dmh.evaluate import evaluate_task
 from dmh.losses import JointLoss
@@ -64,14 +64,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------------------------------ files
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Write `obj` as indented JSON (creating folders); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, default=float) + "\n")
-    return path
-
-
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
@@ -232,7 +224,7 @@ def photo_table(net: nn.Module, p: Preset, out: Path, progress: bool = True) -> 
         mean.setdefault(r["method"], {}).setdefault(str(int(r["sigma"])), []).append(r["psnr"])  # type: ignore[arg-type]
     mean = {m: {s: float(np.mean(v)) for s, v in d.items()} for m, d in mean.items()}
     result = {"rows": rows, "mean": mean, "preset": p.asdict()}
-    write_json(out / "table1.json", result)
+    write_json(out / "table1.json", result, default=float)
     return result
 
 
@@ -418,7 +410,7 @@ def task_table(
     clean = evaluate_task(tnet, x, y, batch_size=bs)[metric]
     result = {"task": task, "metric": metric, "clean": clean, "n": len(x), "n_subset": n_sub, "rows": table,
               "preset": p.asdict()}  # fmt: skip
-    write_json(out / f"{name}.json", result)
+    write_json(out / f"{name}.json", result, default=float)
     return result
 
 
@@ -463,7 +455,7 @@ def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] = NOISE_SIG
         "n": {"fashion_classifier": len(xa), "fashion_segmenter": len(xb), "efficientnet_lite0": len(xi)},
         "preset": p.asdict(),
     }
-    write_json(out / "task_noise.json", result)
+    write_json(out / "task_noise.json", result, default=float)
     return result
 
 
@@ -495,7 +487,7 @@ def ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = True) -> d
         noisy = evaluate_task(tnet, x, y, sigma=p.ablation_sigma, seed=p.seed, batch_size=250 if task == "A" else 50)
         result[task] = {"metric": metric, "points": pts, "noisy": noisy[metric], "noisy_psnr": noisy["psnr"],
                         "paper_lam": p.lam_cls if task == "A" else p.lam_seg}  # fmt: skip
-    write_json(out / "ablation.json", result)
+    write_json(out / "ablation.json", result, default=float)
     return result
 
 
@@ -554,7 +546,7 @@ def imagenet_table(denoisers: dict[str, nn.Module], p: Preset, out: Path) -> dic
             }  # fmt: skip
     clean = evaluate_task(eff, x, y, batch_size=20)["top1"]
     result = {"clean": clean, "rows": table, "preset": p.asdict()}
-    write_json(out / "imagenet20.json", result)
+    write_json(out / "imagenet20.json", result, default=float)
     return result
 
 
@@ -578,7 +570,7 @@ def texture_table(denoisers: dict[str, nn.Module], p: Preset, out: Path, table1:
                              "ssim": ssim(img, clean), "hf_ratio": high_frequency_ratio(img.clamp(0, 1), clean),
                              "gms": gradient_similarity(img, clean)})  # fmt: skip
     result = {"rows": rows, "preset": p.asdict()}
-    write_json(out / "texture.json", result)
+    write_json(out / "texture.json", result, default=float)
     return result
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dmh.cascade import freeze
-from dmh.checkpoint import load_weights, save_checkpoint
+from dmh.checkpoint import load_weights, save_checkpoint, write_json
 from dmh.data import SCENE_CLASSES, SceneSampler, fashion_split
 from dmh.metrics import ConfusionMatrix
 from dmh.train import TrainConfig, train
@@ -287,7 +287,7 @@ def write_pretrained(
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest[task.name] = {"file": path.name, "sha256": _sha256(path), "metrics": metrics, **info}
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_json(manifest_path, manifest, sort_keys=True)
     return path
 
 

@@ -3,6 +3,8 @@ or width is refused with a message naming both; damaged files raise an error nam
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +16,7 @@ from dmh.checkpoint import (
     last_checkpoint,
     load_checkpoint,
     save_checkpoint,
+    write_json,
 )
 from dmh.nets import denoisenet
 from dmh.train import TrainConfig, train
@@ -134,3 +137,14 @@ def test_last_checkpoint_and_names(tmp_path):
     assert checkpoint_path(tmp_path, 10).name == "step_0000010.pt"
     assert last_checkpoint(tmp_path) == checkpoint_path(tmp_path, 10)
     assert load_checkpoint(last_checkpoint(tmp_path)) == {"model": {}}
+
+
+def test_write_json_is_atomic(tmp_path):
+    path = write_json(tmp_path / "sub" / "r.json", {"b": 2, "a": (1, 2)}, sort_keys=True)
+    assert path.read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 2\n}\n'
+    with pytest.raises(TypeError):
+        write_json(path, {"x": object()})  # not serialisable: the old file stays, no temporary file is left
+    assert json.loads(path.read_text()) == {"a": [1, 2], "b": 2} and sorted(p.name for p in path.parent.iterdir()) == [
+        "r.json"
+    ]
+    assert write_json(path, [1], indent=None).read_text() == "[1]\n"
