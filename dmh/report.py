@@ -14,6 +14,7 @@ __all__ = [
     "task_table_md",
     "cross_task_md",
     "task_noise_md",
+    "pretrained_md",
     "ablation_md",
     "imagenet_md",
     "texture_md",
@@ -92,7 +93,7 @@ def cross_task_md(table2: dict[str, Any] | Path, table3: dict[str, Any] | Path) 
 def task_noise_md(result: dict[str, Any] | Path) -> str:
     """The frozen networks' metric at each sigma (the "noisy input" row)."""
     r = _load(result)
-    names = [k for k in r if k not in ("n", "preset")]
+    names = [k for k in r if k not in ("n", "preset", "pretrained")]
     sigmas = [row["sigma"] for row in r[names[0]]["rows"]]
     rows = []
     for n in names:
@@ -101,6 +102,19 @@ def task_noise_md(result: dict[str, Any] | Path) -> str:
                  for row in r[n]["rows"]]  # fmt: skip
         rows.append([f"{n} ({'top-1' if m == 'top1' else 'mean IoU'} %, n={r['n'][n]})", *cells])
     return markdown_table(["network", *[f"sigma {s:g}" for s in sigmas]], rows)
+
+
+def pretrained_md(result: dict[str, Any] | Path) -> str:
+    """How the kept task networks were trained (task_noise.json's "pretrained", from the weights' manifest)."""
+    r = _load(result).get("pretrained", {})
+    rows = []
+    for name, e in r.items():
+        test, val = ("top1", "val_top1") if "top1" in e["metrics"] else ("miou", "val_miou")
+        rows.append([name, f"{100 * e['metrics'][test]:.2f}", f"{100 * e['metrics'][val]:.2f}", e["steps"],
+                     f"{e['minutes']:.1f} ({e['threads']} thread{'s' if e['threads'] != 1 else ''})",
+                     e["commit"][:7], e["sha256"][:12]])  # fmt: skip
+    header = ["network", "clean test %", "val %", "steps", "training minutes", "commit", "sha256"]
+    return markdown_table(header, rows) if rows else ""
 
 
 def ablation_md(result: dict[str, Any] | Path) -> str:
@@ -166,6 +180,9 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
         if not (folder / name).is_file():
             continue
         parts.append(f"## {title}\n\n{fmt(folder / name)}")
+        if name == "task_noise.json" and pretrained_md(folder / name):
+            intro = "Training of the kept weights (data/pretrained/manifest.json; top-1 for A, mean IoU for B):"
+            parts.append(intro + "\n\n" + pretrained_md(folder / name))
         if name == "table2.json" or name == "table3.json":
             parts.append("CBM3D subset (every row on the same images):\n\n" + task_table_md(folder / name, subset=True))
         if fig and (folder / fig).is_file():
@@ -209,7 +226,7 @@ def rows_vs_sigma(result: dict[str, Any] | Path, key: str = "metric") -> dict[st
 def noise_curves(result: dict[str, Any] | Path) -> tuple[dict[str, list[dict[str, float]]], dict[str, str]]:
     """(curves, metric keys) of `task_noise.json`, for `viz.plot_noise_degradation`."""
     r = _load(result)
-    names = [k for k in r if k not in ("n", "preset")]
+    names = [k for k in r if k not in ("n", "preset", "pretrained")]
     return {n: r[n]["rows"] for n in names}, {n: r[n]["metric"] for n in names}
 
 

@@ -428,6 +428,20 @@ def imagenet20_at(size: int) -> tuple[Tensor, Tensor]:
     return x.clamp(0, 1), labels
 
 
+def pretrained_summary() -> dict[str, dict[str, Any]]:
+    """How the kept A and B weights were trained, from data/pretrained/manifest.json: metrics (clean test and
+    val), steps, minutes, threads, the commit and the weights' sha256 (so a result file names the weights it used)."""
+    from dmh.tasks import read_manifest
+
+    return {
+        name: {
+            "metrics": e["metrics"], "steps": e["config"]["max_steps"], "minutes": e["train_seconds"] / 60,
+            "threads": e.get("threads"), "commit": e["commit"], "sha256": e["sha256"], "command": e["command"],
+        }
+        for name, e in read_manifest().items()
+    }  # fmt: skip
+
+
 def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] = NOISE_SIGMAS) -> dict[str, Any]:
     """The "noisy input" row of every frozen network: A (top-1, Fashion-MNIST test), B (mean IoU, test scenes),
     EfficientNet-Lite0 (top-1 on ImageNet-20 at `p.imagenet_size`, mean and std over `p.imagenet_draws` seeded
@@ -453,6 +467,7 @@ def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] = NOISE_SIG
             ),
         },  # fmt: skip
         "n": {"fashion_classifier": len(xa), "fashion_segmenter": len(xb), "efficientnet_lite0": len(xi)},
+        "pretrained": pretrained_summary(),
         "preset": p.asdict(),
     }
     write_json(out / "task_noise.json", result, default=float)

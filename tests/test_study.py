@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dmh import report, study
+from dmh import report, study, tasks
 from dmh.metrics import psnr
 from dmh.nets import DenoiseNet
 from dmh.noise import add_noise
@@ -109,3 +109,18 @@ def test_report_tables_and_readme_section(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         report.update_readme(readme, rep)
+
+
+def test_pretrained_summary_names_the_kept_weights():
+    manifest = tasks.read_manifest()
+    summary = study.pretrained_summary()
+    assert set(summary) == {"fashion_classifier", "fashion_segmenter"}
+    for name, e in summary.items():
+        assert (e["sha256"], e["commit"], e["steps"]) == (
+            manifest[name]["sha256"], manifest[name]["commit"], manifest[name]["config"]["max_steps"]
+        )  # fmt: skip
+    md = report.pretrained_md({"pretrained": summary})
+    row_b = next(line for line in md.splitlines() if line.startswith("| fashion_segmenter"))
+    assert f"| {100 * manifest['fashion_segmenter']['metrics']['miou']:.2f} |" in row_b
+    assert manifest["fashion_segmenter"]["sha256"][:12] in row_b
+    assert report.pretrained_md({}) == ""
