@@ -73,10 +73,19 @@ def test_kept_weights_load_and_meet_targets():
     b = tasks.fashion_segmenter(weights="pretrained")
     si, sl = fashion_scenes_test()
     miou = evaluate_task(b, si, sl, batch_size=50)["miou"]
+    assert miou >= 0.75
     assert miou == pytest.approx(manifest["fashion_segmenter"]["metrics"]["miou"], abs=1e-6)
     for name in ("fashion_classifier", "fashion_segmenter"):
         entry = manifest[name]
         assert {"command", "commit", "seed", "sha256", "metrics", "train_seconds"} <= set(entry)
+
+
+def test_kept_weights_were_trained_with_the_default_schedule():
+    """`dmh train-tasks --which classifier|segmenter --threads 1` (no --steps) retrains the kept weights' schedule."""
+    manifest = tasks.read_manifest()
+    for name, cfg in (("fashion_classifier", tasks.CLASSIFIER_TRAIN), ("fashion_segmenter", tasks.SEGMENTER_TRAIN)):
+        assert manifest[name]["config"] == json.loads(json.dumps(dataclasses.asdict(cfg))), name
+        assert manifest[name]["seed"] == cfg.seed == 0 and manifest[name]["threads"] == 1
 
 
 def test_manifest_sha256_mismatch_is_an_error(tmp_path):
