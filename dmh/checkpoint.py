@@ -8,6 +8,7 @@ half-written checkpoint under that name; `write_json` writes the result and mani
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -27,6 +28,7 @@ __all__ = [
     "last_checkpoint",
     "checkpoint_path",
     "write_json",
+    "fingerprint",
 ]
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
@@ -47,6 +49,17 @@ def _atomic(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     write(tmp)
     os.replace(tmp, path)
     return path
+
+
+def fingerprint(*modules: nn.Module) -> str:
+    """sha256 (hex) of the modules' state dicts (names, dtypes, shapes, values): changes with any weight or buffer."""
+    h = hashlib.sha256()
+    for m in modules:
+        for k, v in m.state_dict().items():
+            t = v.detach().cpu().contiguous()
+            h.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from dmh.baselines import cbm3d
 from dmh.cascade import Cascade
-from dmh.checkpoint import check_arch, last_checkpoint, load_checkpoint, write_json
+from dmh.checkpoint import check_arch, fingerprint, last_checkpoint, load_checkpoint, write_json
 from dmh.data import SceneSampler, fashion_scenes_test, fashion_split, load_fashion_mnist, photos
 from dmh.evaluate import evaluate_task
 from dmh.losses import JointLoss
@@ -82,21 +82,32 @@ def train_or_load(
     cfg: TrainConfig,
     ckpt_dir: Path,
     desc: str,
+    depends_on: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
     """Train `net` with checkpoints in `ckpt_dir`, resuming an interrupted run; a finished run is only loaded.
 
+    The run's inputs are stored with its checkpoints: `net`'s starting weights (a `fingerprint`) and `depends_on`
+    (JSON-able, e.g. the preset and the frozen task network's fingerprint). Checkpoints made from other inputs are
+    deleted and the run trains anew, with a message. Edits to the code of `step_fn` are not detected.
+
     Returns the history (also when loaded).
     """
+    inputs = json.loads(json.dumps({"init": fingerprint(net), **(depends_on or {})}))
     last = last_checkpoint(ckpt_dir)
     if last is not None:
         ckpt = load_checkpoint(last)
-        if ckpt["step"] == cfg.max_steps:
+        if ckpt.get("inputs") != inputs:
+            print(f"{desc}: the checkpoints in {ckpt_dir} were made from other inputs (starting weights, task network "
+                  "or preset); training anew")  # fmt: skip
+            for old in ckpt_dir.glob("step_*.pt"):
+                old.unlink()
+        elif ckpt["step"] == cfg.max_steps:
             check_arch(net, ckpt, last)
             net.load_state_dict(ckpt["model"])
             return list(ckpt.get("history", []))
     every = max(cfg.max_steps // 4, 1)
     cfg = dataclasses.replace(cfg, ckpt_every=every) if not cfg.ckpt_every else cfg
-    return train(net, step_fn, cfg, ckpt_dir=ckpt_dir, resume=True, desc=desc)
+    return train(net, step_fn, cfg, ckpt_dir=ckpt_dir, resume=True, desc=desc, extra={"inputs": inputs})
 
 
 def _denoiser_step(
@@ -125,7 +136,7 @@ def colour_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, fl
     cfg = TrainConfig(max_steps=p.colour_steps, lr=p.colour_lr, milestones=(int(p.colour_steps * 0.8),),
                       log_every=max(p.colour_steps // 40, 1), seed=p.seed)  # fmt: skip
     step = _denoiser_step(lambda g: sampler.sample(p.colour_batch, g), p.colour_sigma_range)
-    hist = train_or_load(net, step, cfg, out / "ckpt" / "colour_separate", "01 colour denoiser")
+    hist = train_or_load(net, step, cfg, out / "ckpt" / "colour_separate", "01 colour denoiser", {"preset": p.asdict()})
     return net.eval(), hist
 
 
@@ -277,7 +288,7 @@ def grey_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, floa
     cfg = TrainConfig(max_steps=p.grey_steps, lr=p.grey_lr, milestones=(int(p.grey_steps * 0.8),),
                       log_every=max(p.grey_steps // 40, 1), seed=p.seed)  # fmt: skip
     step = _denoiser_step(lambda g: data.mixed_crops(p.grey_batch, g), p.grey_sigma_range)
-    hist = train_or_load(net, step, cfg, out / "ckpt" / "grey_separate", "grey denoiser")
+    hist = train_or_load(net, step, cfg, out / "ckpt" / "grey_separate", "grey denoiser", {"preset": p.asdict()})
     return net.eval(), hist
 
 
@@ -298,7 +309,7 @@ def finetune(
 
     lam = 0 is the "separate" row: the same data, seed and steps, only the task term is off. Noise is blind over
     `p.grey_sigma_range`. The denoiser's BatchNorm statistics stay those of `base` (see `_bn_eval`). Checkpoints go
-    to out/ckpt/<task>_lam<lam>_<steps> (delete them after changing this recipe: a finished run is only loaded).
+    to out/ckpt/<task>_lam<lam>_<steps> (a finished run is only loaded; see `train_or_load` for what retrains it).
     """
     check_scale(p)
     steps = p.joint_steps if steps is None else steps
@@ -323,7 +334,8 @@ def finetune(
 
     cfg = TrainConfig(max_steps=steps, lr=p.joint_lr, log_every=max(steps // 20, 1), seed=p.seed + 1)
     tag = f"{task}_lam{lam:g}_{steps}"
-    hist = train_or_load(net, step, cfg, out / "ckpt" / tag, f"fine-tune {tag}")
+    depends = {"preset": p.asdict(), "task": fingerprint(tnet)}
+    hist = train_or_load(net, step, cfg, out / "ckpt" / tag, f"fine-tune {tag}", depends)
     return net.eval(), hist
 
 
@@ -534,7 +546,9 @@ def colour_finetune(base: DenoiseNet, lam: float, p: Preset, out: Path) -> tuple
         return loss_fn(den, clean, logits, target)
 
     cfg = TrainConfig(max_steps=p.eff_steps, lr=p.joint_lr, log_every=max(p.eff_steps // 20, 1), seed=p.seed + 2)
-    hist = train_or_load(net, step, cfg, out / "ckpt" / f"colour_eff_lam{lam:g}_{p.eff_steps}", f"colour lam={lam:g}")
+    folder = out / "ckpt" / f"colour_eff_lam{lam:g}_{p.eff_steps}"
+    depends = {"preset": p.asdict(), "task": fingerprint(eff)}
+    hist = train_or_load(net, step, cfg, folder, f"colour lam={lam:g}", depends)
     return net.eval(), hist
 
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from dmh import report, study, tasks
+from dmh.checkpoint import fingerprint, last_checkpoint, load_checkpoint
 from dmh.metrics import psnr
 from dmh.nets import DenoiseNet
 from dmh.noise import add_noise
@@ -51,11 +52,60 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
     a = DenoiseNet(1, 0.125)
     hist = study.train_or_load(a, step, cfg, tmp_path / "run", "t")
     assert len(calls) == 4 and len(hist) == 2
+    torch.manual_seed(0)
     b = DenoiseNet(1, 0.125)
     assert study.train_or_load(b, step, cfg, tmp_path / "run", "t") == hist and len(calls) == 4
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    with pytest.raises(ValueError, match="width=0.25"):
-        study.train_or_load(DenoiseNet(1, 0.25), step, cfg, tmp_path / "run", "t")
+
+
+def test_train_or_load_retrains_when_its_inputs_change(tmp_path, capsys):
+    clean = torch.rand(8, 1, 16, 16)
+    calls = []
+
+    def step(net, g):
+        calls.append(1)
+        return F.mse_loss(net(add_noise(clean, 25, g)), clean), {}
+
+    cfg = TrainConfig(max_steps=2, log_every=1, progress=False)
+    task_a, task_b = DenoiseNet(1, 0.125), DenoiseNet(1, 0.125)  # stand-ins for two frozen task networks
+
+    def run(net, task):
+        return study.train_or_load(net, step, cfg, tmp_path / "run", "t", {"task": fingerprint(task)})
+
+    torch.manual_seed(0)
+    start = DenoiseNet(1, 0.125).state_dict()
+    net = DenoiseNet(1, 0.125)
+    net.load_state_dict(start)
+    run(net, task_a)
+    assert len(calls) == 2
+    again = DenoiseNet(1, 0.125)
+    again.load_state_dict(start)
+    run(again, task_a)  # same start, same task network: loaded
+    assert len(calls) == 2 and fingerprint(again) == fingerprint(net)
+    other_task = DenoiseNet(1, 0.125)
+    other_task.load_state_dict(start)
+    run(other_task, task_b)  # another task network: trained anew, the stale checkpoints replaced
+    assert len(calls) == 4 and "training anew" in capsys.readouterr().out
+    other_start = DenoiseNet(1, 0.25)  # another starting point (here also another width)
+    run(other_start, task_b)
+    assert len(calls) == 6 and len(list((tmp_path / "run").glob("step_*.pt"))) == 2  # keep_last of the new run
+    ckpt = load_checkpoint(last_checkpoint(tmp_path / "run"))
+    assert ckpt["arch"]["width"] == 0.25 and ckpt["inputs"]["task"] == fingerprint(task_b)
+
+
+def test_fingerprint_sees_every_weight_and_buffer():
+    torch.manual_seed(0)
+    net = DenoiseNet(1, 0.125)
+    fp = fingerprint(net)
+    for name, t in list(net.state_dict().items())[:: max(len(net.state_dict()) // 5, 1)]:
+        kept = t.clone()
+        t.add_(1)
+        assert fingerprint(net) != fp, name
+        t.copy_(kept)
+        assert fingerprint(net) == fp, name
+
+
+def test_load_trained_names_the_missing_notebook(tmp_path):
     with pytest.raises(FileNotFoundError, match="03_joint"):
         study.load_trained(DenoiseNet(1, 0.125), tmp_path / "none", 4, "03_joint_classification.ipynb")
 
