@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dmh.images import open_rgb
+from dmh.images import open_rgb, read_image
 
 __all__ = [
     "PHOTO_SPLIT",
@@ -76,17 +76,12 @@ def _package_dir(module: str) -> Path:
     return Path(spec.origin).parent
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8; a damaged file raises `dmh.images.ImageReadError` naming it."""
-    return np.asarray(open_rgb(path))
-
-
 @functools.cache
 def _photo_u8(name: str) -> np.ndarray:
     import skimage.data as skd
 
     if name in PHOTO_SPLIT["test"]:
-        return _read_rgb(_package_dir("sporco") / "data" / f"{name}.png")
+        return np.asarray(open_rgb(_package_dir("sporco") / "data" / f"{name}.png"))  # ImageReadError names a bad file
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
 
@@ -346,7 +341,7 @@ def load_imagenet20() -> tuple[list[Tensor], Tensor, list[str]]:
     files = sorted(folder.glob("imagenet_*.jpg"))
     if len(files) != 20:
         raise FileNotFoundError(f"expected 20 imagenet_*.jpg files in {folder}, found {len(files)}")
-    imgs = [torch.from_numpy(_read_rgb(f).copy()).permute(2, 0, 1).float() / 255.0 for f in files]
+    imgs = [read_image(f) for f in files]
     labels = torch.tensor([int(f.stem.split("_")[2]) for f in files])
     return imgs, labels, [f.name for f in files]
 

@@ -90,10 +90,15 @@ def cross_task_md(table2: dict[str, Any] | Path, table3: dict[str, Any] | Path) 
     )
 
 
+def _networks(task_noise: dict[str, Any]) -> list[str]:
+    """The network entries of a task_noise.json (every key but "n", "preset" and "pretrained")."""
+    return [k for k in task_noise if k not in ("n", "preset", "pretrained")]
+
+
 def task_noise_md(result: dict[str, Any] | Path) -> str:
     """The frozen networks' metric at each sigma (the "noisy input" row)."""
     r = _load(result)
-    names = [k for k in r if k not in ("n", "preset", "pretrained")]
+    names = _networks(r)
     sigmas = [row["sigma"] for row in r[names[0]]["rows"]]
     rows = []
     for n in names:
@@ -180,9 +185,9 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
         if not (folder / name).is_file():
             continue
         parts.append(f"## {title}\n\n{fmt(folder / name)}")
-        if name == "task_noise.json" and pretrained_md(folder / name):
+        if name == "task_noise.json" and (trained := pretrained_md(folder / name)):
             intro = "Training of the kept weights (data/pretrained/manifest.json; top-1 for A, mean IoU for B):"
-            parts.append(intro + "\n\n" + pretrained_md(folder / name))
+            parts.append(intro + "\n\n" + trained)
         if name == "table2.json" or name == "table3.json":
             parts.append("CBM3D subset (every row on the same images):\n\n" + task_table_md(folder / name, subset=True))
         if fig and (folder / fig).is_file():
@@ -226,7 +231,7 @@ def rows_vs_sigma(result: dict[str, Any] | Path, key: str = "metric") -> dict[st
 def noise_curves(result: dict[str, Any] | Path) -> tuple[dict[str, list[dict[str, float]]], dict[str, str]]:
     """(curves, metric keys) of `task_noise.json`, for `viz.plot_noise_degradation`."""
     r = _load(result)
-    names = [k for k in r if k not in ("n", "preset", "pretrained")]
+    names = _networks(r)
     return {n: r[n]["rows"] for n in names}, {n: r[n]["metric"] for n in names}
 
 

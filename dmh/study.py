@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from dmh.baselines import cbm3d
 from dmh.cascade import Cascade
-from dmh.checkpoint import check_arch, fingerprint, last_checkpoint, load_checkpoint, write_json
+from dmh.checkpoint import fingerprint, last_checkpoint, load_checkpoint, write_json
 from dmh.data import SceneSampler, fashion_scenes_test, fashion_split, load_fashion_mnist, photos
 from dmh.evaluate import evaluate_task
 from dmh.losses import JointLoss
@@ -101,8 +101,7 @@ def train_or_load(
                   "or preset); training anew")  # fmt: skip
             for old in ckpt_dir.glob("step_*.pt"):
                 old.unlink()
-        elif ckpt["step"] == cfg.max_steps:
-            check_arch(net, ckpt, last)
+        elif ckpt["step"] == cfg.max_steps:  # same starting weights, so the same architecture
             net.load_state_dict(ckpt["model"])
             return list(ckpt.get("history", []))
     every = max(cfg.max_steps // 4, 1)
