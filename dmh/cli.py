@@ -68,6 +68,27 @@ def _train_tasks(args: argparse.Namespace) -> None:
         print(f"{task.name}: {json.dumps(metrics)} in {seconds / 60:.1f} min -> {path}")
 
 
+def _train_denoiser(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    import torch
+
+    from dmh.denoisers import RECIPES, run_dir, train_denoiser
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = RECIPES[args.weights]
+    if args.width is not None:
+        recipe = dataclasses.replace(recipe, width=args.width)
+    folder = Path(args.out) if args.out else run_dir(recipe)
+    t0 = time.time()
+    _, hist = train_denoiser(recipe, steps=args.steps, hours=args.hours, folder=folder,
+                             init=Path(args.init) if args.init else None)  # fmt: skip
+    last = hist[-1] if hist else {}
+    print(f"{recipe.name} (width {recipe.width:g}): step {last.get('step', 0)}, {last.get('hours', 0):.2f} h in all "
+          f"({(time.time() - t0) / 3600:.2f} h now) -> {folder}")  # fmt: skip
+
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
@@ -154,6 +175,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=0, help="train this many steps, lr milestones stretched (0: default)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.set_defaults(func=_train_tasks)
+
+    from dmh.denoisers import RECIPES
+
+    p = sub.add_parser("train-denoiser", help="train (or resume) a released colour denoiser; VAL PSNR curve")
+    p.add_argument("--weights", choices=sorted(RECIPES), default="colour-blind", help="which recipe")
+    p.add_argument("--width", type=float, default=None, help="override the recipe's width (a candidate)")
+    p.add_argument("--steps", type=int, default=None, help="train up to this many steps in all (default: recipe's)")
+    p.add_argument("--hours", type=float, default=None, help="stop after this many more wall-clock hours")
+    p.add_argument("--out", default=None, help="run folder (default: data/training/<name>-w<width>)")
+    p.add_argument("--init", default=None, help="starting weights of a fresh run (fine-tunes)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.set_defaults(func=_train_denoiser)
 
     from dmh.presets import PRESETS
 

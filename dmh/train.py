@@ -49,6 +49,9 @@ class TrainConfig:
         log_every: average the loss parts over this many steps into one history row.
         seed: seeds the batch generator and the global RNG.
         progress: show a tqdm bar.
+        channels_last: train the model in channels-last memory format (oneDNN convolutions without layout
+            reorders: 1.2-1.5x faster for `DenoiseNet` on this project's CPU, `make bench`); the numbers differ from
+            the default layout by float rounding only, but a run resumes only in the layout it started with.
     """
 
     max_steps: int = 1000
@@ -64,6 +67,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     progress: bool = True
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.max_steps < 0 or self.log_every < 1 or self.ckpt_every < 0 or self.keep_last < 1:
@@ -111,7 +115,7 @@ def train(
     params: Iterable[Any] | None = None,
     ckpt_dir: str | os.PathLike | None = None,
     resume: bool = False,
-    callbacks: Sequence[Callable[[int, nn.Module, dict[str, float]], None]] = (),
+    callbacks: Sequence[Callable[[int, nn.Module, dict[str, float]], bool | None]] = (),
     desc: str = "train",
     extra: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
@@ -126,7 +130,9 @@ def train(
         ckpt_dir: folder for `step_*.pt` checkpoints (model, optimizer, scheduler, RNG states, config, history).
         resume: continue from the last checkpoint in `ckpt_dir` if there is one (its config must match `cfg` except
             for max_steps, ckpt_every, keep_last, log_every and progress).
-        callbacks: called as cb(step, model, row) after each history row.
+        callbacks: called as cb(step, model, row) after each history row; they may add entries to `row` (kept in
+            the history). A callback returning True stops the run after this step (with a checkpoint when `ckpt_dir`
+            is set), e.g. at a time budget; a later call with `resume=True` goes on from there.
         desc: label of the progress bar.
         extra: more primitives to store in each checkpoint (e.g. the experiment's config).
 
@@ -135,6 +141,8 @@ def train(
     """
     if cfg.ckpt_every and ckpt_dir is None:
         raise ValueError("ckpt_every > 0 needs a ckpt_dir")
+    if cfg.channels_last:  # before the optimizer is built, so that its state takes the same layout
+        model.to(memory_format=torch.channels_last)
     if params is None:
         params = [p for p in model.parameters() if p.requires_grad]
     opt = build_optimizer(params, cfg)
@@ -184,7 +192,8 @@ def train(
     sums: dict[str, float] = {}
     count = 0
     bar = tqdm(total=cfg.max_steps, initial=step, desc=desc, disable=not cfg.progress, leave=False)
-    while step < cfg.max_steps:
+    stop = False
+    while step < cfg.max_steps and not stop:
         loss, parts = step_fn(model, gen)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}")
@@ -203,10 +212,10 @@ def train(
             row = {"step": step, "lr": opt.param_groups[0]["lr"], **{k: v / count for k, v in sums.items()}}
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4g}")
-            for cb in callbacks:
-                cb(step, model, row)
+            stop = any([bool(cb(step, model, row)) for cb in callbacks])  # a list: every callback runs
             sums, count = {}, 0
-        if writer and folder is not None and ((cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.max_steps):
+        at_end = step == cfg.max_steps or stop
+        if writer and folder is not None and ((cfg.ckpt_every and step % cfg.ckpt_every == 0) or at_end):
             save(step)
     bar.close()
     return history
