@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "checkpoint_path",
     "write_json",
     "fingerprint",
+    "step_of",
 ]
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
@@ -73,6 +75,16 @@ def write_json(path: str | os.PathLike, obj: Any, **dumps_kwargs: Any) -> Path:
     return _atomic(path, lambda tmp: tmp.write_text(text))
 
 
+def _reason(message: str) -> str:
+    """The informative line of torch's long weights_only error (what was refused, or what was unreadable)."""
+    boiler = ("Weights only load failed", "Please file an issue", "Check the documentation", "Re-running")
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip() and not ln.strip().startswith(boiler)]
+    refused = next((ln for ln in lines if "global" in ln.lower()), None)
+    if refused is not None:  # "WeightsUnpickler error: Unsupported global: GLOBAL x.y was not ... Please use ..."
+        return refused.split(". Please use")[0].removeprefix("WeightsUnpickler error: ")
+    return lines[-1] if lines else message
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with `weights_only=True`; a missing, truncated or corrupt file raises an error naming it."""
     path = Path(path)
@@ -80,7 +92,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for damaged files
+    except pickle.UnpicklingError as e:
+        if "global" in str(e).lower():  # torch names the refused class or function ("Unsupported global: ...")
+            raise RuntimeError(
+                f"{path} was NOT loaded: it holds Python objects beyond tensors and plain data, which weights_only "
+                "loading refuses (a checkpoint that could run code when unpickled). dmh never unpickles such files; "
+                f"if you trust its source, inspect it yourself. ({_reason(str(e))})"
+            ) from e
+        raise RuntimeError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {_reason(str(e))})") from e
+    except Exception as e:  # torch raises RuntimeError, EOFError, ... for damaged files
         raise RuntimeError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {e})") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise RuntimeError(f"{path} is not a dmh checkpoint (no 'model' entry)")
@@ -108,12 +128,18 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     return model
 
 
+def step_of(path: str | os.PathLike) -> int | None:
+    """The step number of a `step_*.pt` file name, or None for other names."""
+    m = _NAME.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
 def last_checkpoint(folder: str | os.PathLike) -> Path | None:
     """The `step_*.pt` file with the highest step in `folder`, or None."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    found = [(s, p) for p in folder.iterdir() if (s := step_of(p)) is not None]
     return max(found)[1] if found else None
 
 

@@ -1,4 +1,4 @@
-"""The `dmh` command line: `dmh train-tasks`, `dmh task-noise`, `dmh reproduce` (see `dmh -h`)."""
+"""The `dmh` command line: `dmh train-tasks`, `dmh train-denoiser`, `dmh reproduce`, `dmh report` (see `dmh -h`)."""
 
 from __future__ import annotations
 
@@ -105,6 +105,24 @@ def machine_line(commit: str | None = None) -> str:
             f"commit {commit or git_commit()}.")  # fmt: skip
 
 
+def check_loopback() -> None:
+    """Jupyter kernels talk to papermill over 127.0.0.1: fail early, saying how to fix it, when loopback is down."""
+    import socket
+
+    try:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            with socket.create_connection(server.getsockname(), timeout=5):
+                pass
+    except OSError as e:
+        raise SystemExit(
+            f"dmh reproduce: cannot connect to 127.0.0.1 ({e}). The notebooks' Jupyter kernels talk to papermill over "
+            "the loopback interface: bring it up with `ip link set lo up` (as root; inside `unshare -n`, "
+            ".ci/offline does this)"
+        ) from e
+
+
 def run_notebooks(
     preset: str, out_root: Path, start: int = 1, notebooks: Path = NOTEBOOKS, kernel: str | None = None
 ) -> Path:
@@ -121,7 +139,15 @@ def run_notebooks(
     nbs = sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
     if not nbs:
         raise FileNotFoundError(f"no numbered notebooks in {notebooks}")
+    numbers = [int(nb.name[:2]) for nb in nbs]
+    if start not in numbers:
+        raise ValueError(f"--from must be the number of a notebook ({numbers[0]}-{numbers[-1]}), got {start}")
+    if out_root.exists() and not out_root.is_dir():
+        raise NotADirectoryError(f"--out {out_root} is a file, not a folder")
     folder = (out_root / preset).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a folder")
+    check_loopback()
     folder.mkdir(parents=True, exist_ok=True)
     timings_path = folder / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
@@ -139,6 +165,12 @@ def run_notebooks(
             print(f"FAILED in {nb.name}, cell {e.exec_count}: {e.ename}: {e.evalue}", file=sys.stderr)
             print(f"executed copy: {folder / nb.name}; resume with: dmh reproduce --preset {preset} --from "
                   f"{int(nb.name[:2])}", file=sys.stderr)  # fmt: skip
+            raise SystemExit(1) from None
+        except RuntimeError as e:  # jupyter_client: "Kernel didn't respond in 60 seconds", "Kernel died", ...
+            print(f"FAILED to run {nb.name}: the Jupyter kernel did not start or answer ({e}). Kernels talk over "
+                  "127.0.0.1: check that loopback is up (`ip link set lo up`) and that the machine is not out of "
+                  f"memory; resume with: dmh reproduce --preset {preset} --from {int(nb.name[:2])}",
+                  file=sys.stderr)  # fmt: skip
             raise SystemExit(1) from None
         timings[nb.name] = round(time.time() - t0, 1)
         write_json(timings_path, timings)
@@ -204,7 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=_report)
 
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except (FileNotFoundError, NotADirectoryError, ValueError, KeyError) as e:  # the message says what to do
+        raise SystemExit(f"dmh {args.cmd}: error: {e}") from e
 
 
 if __name__ == "__main__":

@@ -599,7 +599,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> Any:
     """Entry point: `python -m dmh.ddp {train,evaluate} ...` (also under torchrun)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    limits = {"crop": 8, "batch": 1, "threads": 0, "workers": 0, "limit": 1, "steps": 0}
+    for name, low in limits.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            parser.error(f"--{name} must be >= {low}, got {value}")
     if args.split is None:
         args.split = PAPER.voc_train_split if args.command == "train" else "val"
     return run_train(args) if args.command == "train" else run_evaluate(args)

@@ -44,6 +44,11 @@ def to_nchw(image: Any, channels: int | None = None) -> Tensor:
             raise TypeError(f"integer images must be uint8 or uint16, got {arr.dtype}")
         elif arr.dtype.kind != "f":
             raise TypeError(f"unsupported image dtype {arr.dtype}")
+        if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+            raise ValueError(
+                f"numpy arrays are read as (H, W, C) (scikit-image's convention), and shape {arr.shape} looks like "
+                "(C, H, W): pass arr.transpose(1, 2, 0), or a torch tensor (C, H, W)"
+            )
         if arr.ndim == 2:
             arr = arr[None, None]
         elif arr.ndim == 3:
@@ -75,6 +80,8 @@ def to_nchw(image: Any, channels: int | None = None) -> Tensor:
             f"shape {tuple(image.shape)} looks channels-last; tensors are (C, H, W) / (N, C, H, W): "
             "use .permute(2, 0, 1) / .permute(0, 3, 1, 2), or pass a numpy (H, W, C) array"
         )
+    if x.shape[0] == 0 or x.shape[-1] == 0 or x.shape[-2] == 0:
+        raise ValueError(f"empty image: shape {tuple(image.shape)} has a zero-sized dimension")
     if channels is not None and x.shape[1] != channels:
         hint = (
             " (a grey image into a colour net: repeat it with x.expand(-1, 3, -1, -1), or use a 1-channel net)"

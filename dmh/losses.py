@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from dmh.validate import check_real
 
 __all__ = ["JointLoss", "TASK_LOSSES", "classification_loss", "segmentation_loss", "label_free_loss"]
 
@@ -54,18 +55,22 @@ class JointLoss(nn.Module):
 
     def __init__(self, lam: float, task_loss: str | Callable[[Tensor, Tensor], Tensor] = "classification") -> None:
         super().__init__()
-        if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
-            raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+        lam = check_real(lam, "lam", low=0)
         if isinstance(task_loss, str):
             if task_loss not in TASK_LOSSES:
                 raise ValueError(f"unknown task_loss {task_loss!r}; choose from {sorted(TASK_LOSSES)} or a callable")
             task_loss = TASK_LOSSES[task_loss]
-        self.lam = float(lam)
+        self.lam = lam
         self.task_loss = task_loss
 
     def forward(
         self, denoised: Tensor, clean: Tensor, logits: Tensor | None = None, target: Tensor | None = None
     ) -> tuple[Tensor, dict[str, float]]:
+        if denoised.shape != clean.shape:
+            raise ValueError(
+                f"denoised {tuple(denoised.shape)} and clean {tuple(clean.shape)} must have the same shape "
+                "(no broadcasting: a mismatch is a bug upstream)"
+            )
         rec = F.mse_loss(denoised, clean)
         if self.lam == 0:
             return rec, {"rec": rec.item(), "task": float("nan")}

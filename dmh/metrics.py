@@ -57,7 +57,15 @@ def ssim(image: Any, reference: Any) -> float:
 
 def topk_accuracy(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1,)) -> dict[int, float]:
     """Fraction of rows whose target is among the top-k logits, for each k; logits (N, K), target (N,)."""
-    maxk = min(max(ks), logits.shape[1])
+    if logits.ndim != 2 or target.shape != logits.shape[:1]:
+        raise ValueError(f"expected logits (N, K) and target (N,), got {tuple(logits.shape)} and {tuple(target.shape)}")
+    k = logits.shape[1]
+    if len(target) and (int(target.min()) < 0 or int(target.max()) >= k):
+        raise ValueError(
+            f"class labels must lie in [0, {k}) for {k} classes; got values from {int(target.min())} to "
+            f"{int(target.max())} (labels of another numbering?)"
+        )
+    maxk = min(max(ks), k)
     top = logits.topk(maxk, dim=1).indices
     hit = top == target[:, None]
     return {k: hit[:, : min(k, maxk)].any(dim=1).float().mean().item() for k in ks}

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dmh.images import to_nchw
+from dmh.validate import check_int, check_real
 
 __all__ = ["Bottleneck", "DenoiseNet", "denoisenet", "denoise", "RECEPTIVE_RADIUS"]
 
@@ -65,12 +66,10 @@ class DenoiseNet(nn.Module):
 
     def __init__(self, in_channels: int = 3, width: float = 1.0) -> None:
         super().__init__()
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-        if not width > 0:
-            raise ValueError(f"width must be > 0, got {width}")
+        in_channels = check_int(in_channels, "in_channels", low=1)
+        width = check_real(width, "width", low=0, low_open=True, high=64)
         self.in_channels = in_channels
-        self.width = float(width)
+        self.width = width
 
         def c(n: int) -> int:
             return max(1, int(round(n * width)))
@@ -90,11 +89,23 @@ class DenoiseNet(nn.Module):
         return {"name": "DenoiseNet", "in_channels": self.in_channels, "width": self.width}
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"DenoiseNet takes a torch tensor (N, C, H, W); got {type(x).__name__} (see dmh.denoise)")
+        if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[-1] == 0 or x.shape[-2] == 0:
             raise ValueError(
-                f"DenoiseNet(in_channels={self.in_channels}) expects (N, {self.in_channels}, H, W), "
+                f"DenoiseNet(in_channels={self.in_channels}) expects (N, {self.in_channels}, H, W) with H, W >= 1, "
                 f"got shape {tuple(x.shape)}"
             )
+        dtype = self.conv0.weight.dtype
+        if x.dtype != dtype:
+            raise TypeError(
+                f"DenoiseNet's weights are {dtype} but the input is {x.dtype}: images are floats in [0, 1] "
+                "(x.to(torch.float32); uint8 / uint16 images: dmh.images.to_nchw scales them)"
+            )
+        # Refuse NaN / inf like `denoise` does: they would spread through every convolution silently. Skipped while
+        # torch.compile traces (a data-dependent branch), where the caller's inputs are checked by `denoise`.
+        if not torch.compiler.is_compiling() and not torch.isfinite(x).all():
+            raise ValueError("DenoiseNet input holds NaN or inf values")
         h, w = x.shape[-2:]
         ph, pw = (-h) % 4, (-w) % 4
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) < 3 else "reflect") if ph or pw else x
@@ -143,6 +154,9 @@ def denoise(
     Returns:
         (N, C, H, W) float tensor (N = 1 for a single image), not clipped.
     """
+    check_int(batch_size, "batch_size", low=1)
+    check_int(tile, "tile", low=4, allow_none=True)
+    check_int(overlap, "overlap", low=0)
     x = to_nchw(image, channels=getattr(net, "in_channels", None))
     if fast:
         from dmh.fast import prepare
@@ -153,8 +167,6 @@ def denoise(
     dev = first.device if first is not None else torch.device("cpu")
     if tile is None:
         return net(x.to(dev)).cpu()
-    if tile < 4 or overlap < 0:
-        raise ValueError(f"tile must be >= 4 and overlap >= 0, got tile={tile}, overlap={overlap}")
     t = 4 * math.ceil(tile / 4)
     m = 4 * math.ceil(overlap / 4)
     n, ch, h, w = x.shape

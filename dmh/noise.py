@@ -45,6 +45,16 @@ def add_noise(
         generator: seeds the draw (CPU generator; the noise is moved to x's device).
         clip: clip the result to [0, 1] (the authors do not).
     """
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"add_noise takes a torch tensor, got {type(x).__name__}; convert images with dmh.images.to_nchw "
+            "(numpy (H, W, C), uint8 / uint16 scaled to [0, 1])"
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f"add_noise takes float images in [0, 1], got {x.dtype} (the noise would be rounded and wrapped): "
+            "use x.float() / 255 for uint8, or dmh.images.to_nchw"
+        )
     s = check_sigma(sigma)
     if s.ndim == 1:
         if x.ndim != 4 or s.shape[0] != x.shape[0]:

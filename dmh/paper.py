@@ -101,6 +101,20 @@ class Stage:
     steps: int
     loss_scale: float | None = None
 
+    def __post_init__(self) -> None:
+        from dmh.validate import check_int, check_real
+
+        check_real(self.lam, "lam", low=0)
+        check_int(self.crop, "crop", low=8)
+        check_int(self.batch, "batch", low=1)
+        check_real(self.lr, "lr", low=0, low_open=True)
+        check_real(self.gamma, "gamma", low=0, low_open=True)
+        check_int(self.steps, "steps", low=0)
+        # A negative scale would train the denoiser the wrong way (the loss falls without bound); 0 would stop it.
+        check_real(self.loss_scale, "loss_scale", low=0, low_open=True, allow_none=True)
+        for m in self.milestones:
+            check_int(m, "milestones", low=1)
+
     def scale(self, channels: int = 3) -> float:
         return caffe_loss_scale(self.crop, channels) if self.loss_scale is None else float(self.loss_scale)
 

@@ -174,6 +174,14 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
     """Assemble folder/REPORT.md from the JSON files and PNG figures the notebooks wrote there; `machine` (default:
     folder/machine.txt, written by `dmh reproduce`) says when and where the numbers were produced."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no results folder {folder}: run `dmh reproduce` (or the notebooks) first")
+    present = [name for _, name, _, _ in _SECTIONS if (folder / name).is_file()]
+    if not present:
+        raise FileNotFoundError(
+            f"{folder} holds none of the result files ({', '.join(n for _, n, _, _ in _SECTIONS)}): nothing to report; "
+            "run `dmh reproduce` first"
+        )
     if not machine and (folder / "machine.txt").is_file():
         machine = (folder / "machine.txt").read_text().strip()
     parts = [f"# dmh report: preset `{folder.name}`", machine]
@@ -208,6 +216,8 @@ def update_readme(readme: str | Path, report: str | Path) -> None:
     """Replace the README's text between `<!-- results:start -->` and `<!-- results:end -->` with the report's
     tables (figure links dropped), so the README's numbers come from the result files."""
     readme, report = Path(readme), Path(report)
+    if not any(line.startswith("|") for line in report.read_text().splitlines()):
+        raise ValueError(f"{report} holds no result tables: the README's results section is left as it is")
     body = "\n".join(
         line for line in report.read_text().splitlines() if not line.startswith("![") and not line.startswith("# ")
     )

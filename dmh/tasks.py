@@ -260,7 +260,13 @@ def read_manifest(folder: str | os.PathLike | None = None) -> dict[str, Any]:
     path = Path(folder or PRETRAINED_DIR) / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(f"no manifest at {path}: train the task networks with `dmh train-tasks`")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): restore it with `git checkout {path.name}`") from e
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} must hold a JSON object (name -> entry), got {type(manifest).__name__}")
+    return manifest
 
 
 def verify_pretrained(name: str, folder: str | os.PathLike | None = None) -> Path:

@@ -8,7 +8,6 @@ uninterrupted one (on the same machine and thread count).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -19,7 +18,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dmh.checkpoint import arch_of, checkpoint_path, last_checkpoint, load_checkpoint, save_checkpoint
+from dmh.checkpoint import arch_of, checkpoint_path, last_checkpoint, load_checkpoint, save_checkpoint, step_of
+from dmh.validate import check_int, check_real
 
 __all__ = ["TrainConfig", "StepFn", "train", "build_optimizer"]
 
@@ -70,10 +70,19 @@ class TrainConfig:
     channels_last: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_steps < 0 or self.log_every < 1 or self.ckpt_every < 0 or self.keep_last < 1:
-            raise ValueError(f"invalid step counts in {self}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name, low in (("max_steps", 0), ("log_every", 1), ("ckpt_every", 0), ("keep_last", 1), ("seed", 0)):
+            check_int(getattr(self, name), name, low=low)
+        check_real(self.lr, "lr", low=0, low_open=True)
+        check_real(self.momentum, "momentum", low=0, high=1, high_open=True)
+        check_real(self.weight_decay, "weight_decay", low=0)
+        # gamma <= 0 would reverse or stop learning at the first milestone; > 1 raises the rate (allowed, unusual).
+        check_real(self.gamma, "gamma", low=0, low_open=True)
+        # grad_clip = 0 would zero every gradient: no learning at all; negative values train the wrong way.
+        check_real(self.grad_clip, "grad_clip", low=0, low_open=True, allow_none=True)
+        for m in self.milestones:
+            check_int(m, "milestones", low=1)
+        if list(self.milestones) != sorted(self.milestones):
+            raise ValueError(f"milestones must be increasing, got {self.milestones}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
 
@@ -102,7 +111,8 @@ def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _prune(folder: Path, keep: int) -> None:
-    ckpts = sorted(folder.glob("step_*.pt"))
+    """Delete all but the `keep` checkpoints of highest step (by number: names past 10^7 steps grow a digit)."""
+    ckpts = sorted((p for p in folder.glob("step_*.pt") if step_of(p) is not None), key=step_of)
     for p in ckpts[:-keep]:
         p.unlink(missing_ok=True)
 
