@@ -1,7 +1,8 @@
 # dmh set-up and entry points. `make test` and `make reproduce` first install what they need (once: a second call
 # with pyproject.toml and constraints.txt unchanged skips the installs in seconds).
 #
-#   make / make install   .venv with dmh[dev] at the versions of constraints.txt, the data packages, Fashion-MNIST
+#   make / make install   .venv with dmh[dev] at the versions of constraints.txt, the data packages, Fashion-MNIST,
+#                         the Debian training photographs of the released denoisers (data/photos/, dmh/photos.json)
 #   make test             the test suite (TEST_PREFIX="unshare -n" runs it without network; PYTEST_ARGS="-k nets")
 #   make reproduce        the whole study at PRESET (cpu by default; smoke, paper)
 #   make bench            the benchmarks
@@ -22,9 +23,9 @@ TEST_PREFIX ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := install
-.PHONY: install data test reproduce bench lint clean distclean
+.PHONY: install data photos test reproduce bench lint clean distclean
 
-install: $(STAMP) data
+install: $(STAMP) data photos
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +52,12 @@ data:
 	else \
 		$(MAKE) --no-print-directory _data_hint; \
 	fi
+
+# The released denoisers' training photographs: `apt-get download` of the packages in dmh/photos.json, checked by
+# sha256, downscaled into data/photos/ (skipped in a second when done). Only `dmh train-denoiser` needs them: where
+# apt is missing or fails, say so and go on.
+photos: $(STAMP) data
+	@$(PY) -m dmh.photos install || echo "make: the training photographs were not installed (only dmh train-denoiser needs them): see python -m dmh.photos install --help"
 
 .PHONY: _data_hint
 _data_hint:

@@ -1,4 +1,5 @@
-"""The `dmh` command line: `dmh train-tasks`, `dmh train-denoiser`, `dmh reproduce`, `dmh report` (see `dmh -h`)."""
+"""The `dmh` command line: `dmh denoise`, `dmh train-tasks`, `dmh train-denoiser`, `dmh release-denoiser`,
+`dmh reproduce`, `dmh report` (see `dmh -h`)."""
 
 from __future__ import annotations
 
@@ -87,6 +88,26 @@ def _train_denoiser(args: argparse.Namespace) -> None:
     last = hist[-1] if hist else {}
     print(f"{recipe.name} (width {recipe.width:g}): step {last.get('step', 0)}, {last.get('hours', 0):.2f} h in all "
           f"({(time.time() - t0) / 3600:.2f} h now) -> {folder}")  # fmt: skip
+
+
+def _release_denoiser(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from dmh.denoisers import RECIPES, release, run_dir
+
+    recipe = RECIPES[args.weights]
+    if args.width is not None:
+        recipe = dataclasses.replace(recipe, width=args.width)
+    folder = Path(args.run) if args.run else run_dir(recipe)
+    path = release(recipe, folder=folder, command=args.command or "", note=args.note)
+    print(f"released {recipe.name} from {folder} -> {path}")
+
+
+def _denoise(args: argparse.Namespace) -> None:
+    from dmh.denoisers import denoise_file
+
+    info = denoise_file(args.src, args.dst, sigma=args.sigma, blind=args.blind, weights=args.weights, tile=args.tile)
+    print(f"{args.dst}: {info['bits']}-bit {tuple(info['shape'])}, {info['weights']}, {info['seconds']:.1f} s")
 
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -210,6 +231,16 @@ def main(argv: list[str] | None = None) -> None:
 
     from dmh.denoisers import RECIPES
 
+    p = sub.add_parser("denoise", help="denoise a photo (PNG / TIFF 8 or 16 bit, JPEG) with a released denoiser")
+    p.add_argument("src", help="input image file")
+    p.add_argument("dst", help="output image file (same bit depth; PNG or TIFF keeps 16 bits)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--sigma", type=float, default=None, help="noise level on 0-255: 15 / 25 / 50 pick that model")
+    how.add_argument("--blind", action="store_true", help="the blind model (sigma 0-55; the default)")
+    p.add_argument("--weights", default=None, help="a released name (colour-blind, colour-s25, ...) or a checkpoint")
+    p.add_argument("--tile", type=int, default=256, help="tile size in pixels (bounds the memory)")
+    p.set_defaults(func=_denoise)
+
     p = sub.add_parser("train-denoiser", help="train (or resume) a released colour denoiser; VAL PSNR curve")
     p.add_argument("--weights", choices=sorted(RECIPES), default="colour-blind", help="which recipe")
     p.add_argument("--width", type=float, default=None, help="override the recipe's width (a candidate)")
@@ -219,6 +250,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--init", default=None, help="starting weights of a fresh run (fine-tunes)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.set_defaults(func=_train_denoiser)
+
+    p = sub.add_parser("release-denoiser", help="copy a training run's newest weights to data/pretrained/ + manifest")
+    p.add_argument("--weights", choices=sorted(RECIPES), default="colour-blind")
+    p.add_argument("--width", type=float, default=None)
+    p.add_argument("--run", default=None, help="run folder (default: data/training/<name>-w<width>)")
+    p.add_argument("--command", default=None, help="the training command to record (default: none)")
+    p.add_argument("--note", default="", help="a note for the manifest")
+    p.set_defaults(func=_release_denoiser)
 
     from dmh.presets import PRESETS
 
@@ -238,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, NotADirectoryError, ValueError, KeyError) as e:  # the message says what to do
+    except (OSError, ValueError, KeyError) as e:  # missing or unreadable files, bad values: the message says what to do
         raise SystemExit(f"dmh {args.cmd}: error: {e}") from e
 
 

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from dmh.checkpoint import last_checkpoint, load_checkpoint
 from dmh.metrics import psnr
 from dmh.nets import DenoiseNet, denoise
-from dmh.noise import add_noise, sample_sigma
+from dmh.noise import add_noise, noise_generator, sample_sigma
 from dmh.train import TrainConfig, train
 
 __all__ = ["Recipe", "RECIPES", "TRAINING_DIR", "run_dir", "val_crops", "val_psnr", "train_denoiser"]
@@ -98,7 +99,9 @@ def val_crops(size: int = 256) -> dict[str, Tensor]:
 
 
 def _val_noise(clean: Tensor, sigma: float, k: int) -> Tensor:
-    """The fixed noisy version of VAL image number k at `sigma` (the same in every evaluation)."""
+    """The fixed noisy version of VAL image number k at `sigma`, the same in every evaluation. Its seeds
+    (7,000,000 + 1000 sigma + k) predate `dmh.noise.noise_generator` and stay: the VAL curves of the released models'
+    training runs were scored with them."""
     return add_noise(clean[None], sigma, torch.Generator().manual_seed(7_000_000 + int(sigma) * 1000 + k))
 
 
@@ -179,3 +182,147 @@ def train_denoiser(
     hist = train(net, _step_fn(recipe), cfg, ckpt_dir=folder, resume=True, callbacks=[on_row],
                  desc=recipe.name, extra={"recipe": recipe.asdict()})  # fmt: skip
     return net.eval(), hist
+
+
+def psnr_on_test_photos(net: nn.Module, sigmas: tuple[float, ...] = VAL_SIGMAS) -> dict[str, dict[str, float]]:
+    """PSNR (dB, 8-bit) of `net` on the TEST photos, mean over the five, at each sigma:
+
+    - "test_crop384": the 384 x 384 centre crops with exactly the noisy pixels of Table 1 of the cpu preset
+      (`dmh.study`), so the numbers sit beside that table's CBM3D row;
+    - "test_full": the full-size photos, noise from `dmh.noise.noise_generator(0, sigma, k)`.
+    """
+    from dmh.data import photos
+    from dmh.presets import get_preset
+    from dmh.study import _photo_noise, _test_photos
+
+    net.eval()
+    p = get_preset("cpu")
+    out: dict[str, dict[str, float]] = {"test_crop384": {}, "test_full": {}}
+    crops, full = _test_photos(p), photos("test")
+    for s in sigmas:
+        a = [psnr(denoise(net, _photo_noise(c, s, k, p)), c[None]) for k, c in enumerate(crops.values())]
+        b = [psnr(denoise(net, add_noise(c[None], s, noise_generator(0, s, k))), c[None])
+             for k, c in enumerate(full.values())]  # fmt: skip
+        out["test_crop384"][f"{int(s)}"] = float(sum(a) / len(a))
+        out["test_full"][f"{int(s)}"] = float(sum(b) / len(b))
+    return out
+
+
+def release(
+    recipe: Recipe,
+    *,
+    folder: Path | None = None,
+    out: Path | None = None,
+    command: str = "",
+    note: str = "",
+) -> Path:
+    """Copy the run's newest weights to data/pretrained/<name>.pt with a manifest entry: arch, recipe, command,
+    commit (the code when released; each history row's training code is in git's history), steps, hours, threads,
+    torch, data listing, VAL PSNR (full-size VAL photographs) and TEST PSNR (`psnr_on_test_photos`), sha256."""
+    from dmh.checkpoint import write_json
+    from dmh.cli import git_commit
+    from dmh.data import PHOTO_SPLIT
+    from dmh.photos import listing, listing_sha256, training_photos
+    from dmh.pretrained import PRETRAINED_DIR, write_pretrained
+
+    folder = Path(folder) if folder is not None else run_dir(recipe)
+    last = last_checkpoint(folder)
+    if last is None:
+        raise FileNotFoundError(
+            f"no checkpoint in {folder}: train it first (`dmh train-denoiser --weights {recipe.name}`)"
+        )
+    ckpt = load_checkpoint(last)
+    net = DenoiseNet(3, recipe.width)
+    net.load_state_dict(ckpt["model"])
+    net = net.to(memory_format=torch.contiguous_format).eval()
+    hist = ckpt.get("history", [])
+    val_full = val_psnr(net, training_photos("val"), recipe.val_sigmas)
+    metrics = {"val": {k.removeprefix("val_psnr_"): v for k, v in val_full.items()}, **psnr_on_test_photos(net)}
+    info = {
+        "arch": net.arch,
+        "recipe": recipe.asdict(),
+        "sigma": recipe.sigma,
+        "sigma_range": None if recipe.sigma is not None else list(recipe.sigma_range),
+        "command": command,
+        "commit": git_commit(),
+        "checkpoint": f"{folder.name}/{last.name}",
+        "steps": int(ckpt["step"]),
+        "hours": float(hist[-1].get("hours", 0.0)) if hist else 0.0,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "data": {
+            "listing": "dmh/photos.json",
+            "listing_sha256": listing_sha256(),
+            "train_photos": len(PHOTO_SPLIT["train"]) + sum(e["split"] == "train" for e in listing()),
+            "val_photos": sum(e["split"] == "val" for e in listing()),
+        },  # fmt: skip
+        "note": note,
+    }
+    out = Path(out) if out is not None else PRETRAINED_DIR
+    path = write_pretrained(net, out, metrics=metrics, info=info, name=recipe.name)
+    write_json(out / f"{recipe.name}_history.json", hist, indent=1)
+    return path
+
+
+def choose_weights(sigma: float | None = None, blind: bool = False, weights: str | None = None) -> str:
+    """Which released denoiser `dmh denoise` runs: `weights` if given; else the per-sigma model when `sigma` is one
+    of 15 / 25 / 50 and not `blind`; else the blind one."""
+    if weights is not None:
+        return weights
+    if not blind and sigma is not None and float(sigma) in (15.0, 25.0, 50.0):
+        return f"colour-s{int(sigma)}"
+    return "colour-blind"
+
+
+def denoise_file(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    sigma: float | None = None,
+    blind: bool = False,
+    weights: str | None = None,
+    tile: int = 256,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Denoise an image file with a released colour denoiser and write the result with the same bit depth.
+
+    Args:
+        src, dst: PNG / TIFF (8 or 16 bit) or JPEG files (`dmh.images.read_file` / `write_file`).
+        sigma: the noise level on the 0-255 scale (of the 8-bit range, also for 16-bit files); picks the per-sigma
+            model at 15 / 25 / 50 (`choose_weights`); the blind model needs no sigma (trained on 0-55).
+        blind: use the blind model whatever `sigma` is.
+        weights: a released name or a checkpoint path (overrides the choice).
+        tile: tile size of `dmh.denoise` (memory stays bounded on large photos).
+
+    Grey images go through the colour model as three equal channels; the three outputs are averaged back to one.
+    An alpha channel is kept as it is. Returns what was done (weights, bits, shape, seconds).
+    """
+    import warnings
+
+    from dmh.images import check_writable, read_file, write_file
+    from dmh.nets import denoisenet
+    from dmh.validate import check_real
+
+    check_real(sigma, "sigma", low=0, high=255, allow_none=True)
+    name = choose_weights(sigma, blind, weights)
+    net = denoisenet(weights=name).eval()
+    lo, hi = (0.0, 55.0) if name == "colour-blind" else (None, None)
+    if sigma is not None and hi is not None and not lo <= sigma <= hi:
+        warnings.warn(f"sigma {sigma:g} is outside the blind model's training range 0-55: expect a weaker result",
+                      stacklevel=2)  # fmt: skip
+    arr = read_file(src)
+    check_writable(dst, arr.dtype, arr.shape)
+    t0 = time.time()
+    bits = 8 * arr.itemsize
+    alpha = arr[..., 3:] if arr.ndim == 3 and arr.shape[2] == 4 else None
+    rgb = arr[..., :3] if arr.ndim == 3 else np.repeat(arr[..., None], 3, axis=2)
+    x = torch.from_numpy(rgb.astype(np.float32) / float(2**bits - 1)).permute(2, 0, 1)
+    y = denoise(net, x, tile=tile, fast=True, progress=progress)[0].clamp(0, 1)
+    if arr.ndim == 2:
+        y = y.mean(0, keepdim=True)
+    out = np.rint(y.permute(1, 2, 0).numpy() * (2**bits - 1)).astype(arr.dtype)
+    out = out[..., 0] if arr.ndim == 2 else out
+    if alpha is not None:
+        out = np.concatenate([out, alpha], axis=2)
+    write_file(dst, out)
+    return {"weights": name, "bits": bits, "shape": list(arr.shape), "seconds": round(time.time() - t0, 3)}

@@ -8,16 +8,18 @@ Images are NCHW float tensors in [0, 1] (noisy ones may leave that range; nothin
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from dmh.images import to_nchw
 from dmh.validate import check_int, check_real
 
-__all__ = ["Bottleneck", "DenoiseNet", "denoisenet", "denoise", "RECEPTIVE_RADIUS"]
+__all__ = ["Bottleneck", "DenoiseNet", "denoisenet", "denoise", "weights_meta", "RELEASED", "RECEPTIVE_RADIUS"]
 
 #: Pixels of context on each side that one output pixel depends on (computed for the layout below: 22);
 #: tiles of `denoise` carry at least this margin, which makes tiled and untiled results equal.
@@ -117,9 +119,52 @@ class DenoiseNet(nn.Module):
         return out[..., :h, :w]
 
 
-def denoisenet(*, in_channels: int = 3, width: float = 1.0, weights: str | None = None) -> DenoiseNet:
-    """Build a `DenoiseNet`, optionally loading a checkpoint file written by `dmh.train` (path in `weights`)."""
-    net = DenoiseNet(in_channels=in_channels, width=width)
+#: The released colour denoisers (data/pretrained/, trained by `dmh train-denoiser`; `dmh.denoisers.RECIPES`).
+RELEASED = ("colour-blind", "colour-s15", "colour-s25", "colour-s50")
+
+
+def weights_meta(name: str) -> dict[str, Any]:
+    """The manifest entry of a released denoiser: file, sha256, arch, metrics (VAL / TEST PSNR), sigma or sigma
+    range, command, commit, steps, hours, threads, data listing."""
+    from dmh.pretrained import PRETRAINED_DIR, read_manifest
+
+    if name not in RELEASED:
+        raise ValueError(f"unknown weights {name!r}; released names: {', '.join(RELEASED)} (or a checkpoint path)")
+    entry = read_manifest().get(name)
+    if entry is None:
+        raise FileNotFoundError(
+            f"the denoiser {name!r} is not released yet: {PRETRAINED_DIR / 'manifest.json'} has no entry for it; "
+            f"train it with `dmh train-denoiser --weights {name}` (see dmh.denoisers), or pass a checkpoint path"
+        )
+    return entry
+
+
+def denoisenet(
+    *, in_channels: int | None = None, width: float | None = None, weights: str | os.PathLike | None = None
+) -> DenoiseNet:
+    """Build a `DenoiseNet` (torchvision style).
+
+    Args:
+        in_channels, width: the architecture (default 3 and 1.0; with released weights, taken from the manifest, and
+            an explicit value that differs is an error).
+        weights: None (random init), a released name (`RELEASED`: "colour-blind", "colour-s15", "colour-s25",
+            "colour-s50"; sha256-checked against data/pretrained/manifest.json, metadata in `weights_meta`), or the
+            path of a checkpoint written by `dmh.train` / `dmh.checkpoint`.
+
+    Returns the network in train mode, as torchvision's builders do: call `.eval()` before inference (`denoise`
+    does).
+    """
+    if weights is not None and str(weights) in RELEASED:
+        from dmh.checkpoint import load_weights
+        from dmh.pretrained import verify_pretrained
+
+        arch = weights_meta(str(weights))["arch"]
+        for key, given in (("in_channels", in_channels), ("width", width)):
+            if given is not None and float(given) != float(arch[key]):
+                raise ValueError(f"{weights} is a DenoiseNet with {key}={arch[key]}, not {given}")
+        net = DenoiseNet(in_channels=arch["in_channels"], width=arch["width"])
+        return load_weights(net, verify_pretrained(str(weights)))
+    net = DenoiseNet(in_channels=3 if in_channels is None else in_channels, width=1.0 if width is None else width)
     if weights is not None:
         from dmh.checkpoint import load_weights
 
@@ -136,6 +181,7 @@ def denoise(
     overlap: int = 32,
     batch_size: int = 4,
     fast: bool = False,
+    progress: bool = False,
 ) -> Tensor:
     """Denoise an image of any size with bounded memory.
 
@@ -150,6 +196,7 @@ def denoise(
         fast: run an inference copy of `net` (a DenoiseNet) with BatchNorm folded into the convolutions and
             channels-last memory (`dmh.fast.prepare`); equal to the plain path up to float rounding. `net` itself is
             left as it is.
+        progress: show a tqdm bar over the tiles.
 
     Returns:
         (N, C, H, W) float tensor (N = 1 for a single image), not clipped.
@@ -176,6 +223,7 @@ def denoise(
     hp, wp = xp.shape[-2:]
     out = torch.empty_like(xp)
     boxes = [(i, j) for i in range(0, hp, t) for j in range(0, wp, t)]
+    bar = tqdm(total=n * len(boxes), desc="denoise", unit="tile", disable=not progress, leave=False)
     for k in range(n):
         for b in range(0, len(boxes), batch_size):
             chunk = boxes[b : b + batch_size]
@@ -192,4 +240,6 @@ def denoise(
                 for r, q in zip(res, idx):
                     i, j, i0, j0, ie, je = spans[q]
                     out[k, :, i:ie, j:je] = r[:, i - i0 : ie - i0, j - j0 : je - j0]
+            bar.update(len(chunk))
+    bar.close()
     return out[..., :h, :w]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["add_noise", "sample_sigma", "check_sigma"]
+__all__ = ["add_noise", "sample_sigma", "check_sigma", "noise_generator"]
 
 
 def check_sigma(sigma: float | Sequence[float] | Tensor, name: str = "sigma") -> Tensor:
@@ -20,6 +20,12 @@ def check_sigma(sigma: float | Sequence[float] | Tensor, name: str = "sigma") ->
     if not torch.isfinite(s).all() or (s < 0).any():
         raise ValueError(f"{name} must be finite and >= 0 (0-255 scale), got {sigma}")
     return s
+
+
+def noise_generator(seed: int, sigma: float, index: int) -> torch.Generator:
+    """The generator of the noise added to evaluation image number `index` at `sigma` (0-255; its integer part
+    counts) under `seed`: every method, table and notebook that scores that image sees the same noisy pixels."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + int(sigma) * 1000 + index)
 
 
 def sample_sigma(n: int, sigma_range: tuple[float, float], generator: torch.Generator | None = None) -> Tensor:

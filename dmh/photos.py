@@ -36,6 +36,7 @@ from PIL import Image
 from torch import Tensor
 
 from dmh.images import open_rgb
+from dmh.pretrained import sha256_file
 
 __all__ = ["LISTING", "PHOTO_DIR", "listing", "photo_name", "install", "build", "load", "training_photos"]
 
@@ -62,10 +63,6 @@ def photo_name(entry: dict[str, Any]) -> str:
     p = Path(entry["path"])
     stem = p.parents[2].name if entry["package"] == "plasma-workspace-wallpapers" else p.stem
     return f"{entry['package']}__{stem}"
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _thumb(img: Image.Image) -> np.ndarray:
@@ -100,7 +97,7 @@ def build(src: str | os.PathLike, out: str | os.PathLike = PHOTO_DIR) -> list[st
         if not f.is_file():
             problems.append(f"missing: {e['package']} {e['path']}")
             continue
-        if _sha256(f) != e["sha256"]:
+        if sha256_file(f) != e["sha256"]:
             problems.append(f"sha256 differs (another package version?): {e['package']} {e['path']}")
             continue
         img = open_rgb(f)

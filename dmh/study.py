@@ -30,7 +30,7 @@ from dmh.evaluate import evaluate_task
 from dmh.losses import JointLoss
 from dmh.metrics import psnr, ssim
 from dmh.nets import DenoiseNet, denoise
-from dmh.noise import add_noise, sample_sigma
+from dmh.noise import add_noise, noise_generator, sample_sigma
 from dmh.presets import Preset, check_scale
 from dmh.tasks import TaskNet, fashion_classifier, fashion_segmenter
 from dmh.train import TrainConfig, train
@@ -150,8 +150,7 @@ def _test_photos(p: Preset) -> dict[str, Tensor]:
 
 def _photo_noise(clean: Tensor, sigma: float, k: int, p: Preset) -> Tensor:
     """The noisy version of TEST photo number k at `sigma`, seeded so that every method and notebook sees it."""
-    g = torch.Generator().manual_seed(p.seed * 1_000_003 + int(sigma) * 1000 + k)
-    return add_noise(clean[None], sigma, g)
+    return add_noise(clean[None], sigma, noise_generator(p.seed, sigma, k))
 
 
 def _saved_photo(out: Path, sigma: float, method: str, name: str) -> Tensor:

@@ -8,9 +8,7 @@ construction (no gradients to its weights, eval mode), so it can go straight int
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,9 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dmh.cascade import freeze
-from dmh.checkpoint import load_weights, save_checkpoint, write_json
+from dmh.checkpoint import load_weights
 from dmh.data import SCENE_CLASSES, SceneSampler, fashion_split
 from dmh.metrics import ConfusionMatrix
+from dmh.pretrained import read_manifest, verify_pretrained, write_pretrained
 from dmh.train import TrainConfig, train
 
 __all__ = [
@@ -180,8 +179,6 @@ class LargeFOV(nn.Module):
 
 
 # -------------------------------------------------------------------------------------------------------- builders
-#: Where the trained A and B weights and their manifest live (override with $DMH_PRETRAINED).
-PRETRAINED_DIR = Path(os.environ.get("DMH_PRETRAINED", Path(__file__).resolve().parents[1] / "data" / "pretrained"))
 #: Fashion-MNIST's mean and std (train split), the classifier's and segmenter's input normalisation.
 FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)
 
@@ -244,57 +241,6 @@ def efficientnet_lite0(*, weights: str | None = "imagenet", size: int = 224) -> 
         net, kind="classification", num_classes=1000, in_channels=3, mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
         size=(size, size), name="efficientnet_lite0",
     )  # fmt: skip
-
-
-# ------------------------------------------------------------------------------------------------------ manifest
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_manifest(folder: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The manifest of the kept task-network weights (name -> file, sha256, command, commit, seed, metrics...)."""
-    path = Path(folder or PRETRAINED_DIR) / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no manifest at {path}: train the task networks with `dmh train-tasks`")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}): restore it with `git checkout {path.name}`") from e
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{path} must hold a JSON object (name -> entry), got {type(manifest).__name__}")
-    return manifest
-
-
-def verify_pretrained(name: str, folder: str | os.PathLike | None = None) -> Path:
-    """Path of `name`'s weight file after checking its sha256 against the manifest (a mismatch is an error)."""
-    folder = Path(folder or PRETRAINED_DIR)
-    entry = read_manifest(folder).get(name)
-    if entry is None:
-        raise KeyError(f"{name!r} is not in {folder / 'manifest.json'}")
-    path = folder / entry["file"]
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} (listed in the manifest) is missing")
-    got = _sha256(path)
-    if got != entry["sha256"]:
-        raise ValueError(f"sha256 of {path} is {got}, the manifest says {entry['sha256']}: the file was changed")
-    return path
-
-
-def write_pretrained(
-    task: TaskNet, folder: str | os.PathLike, *, metrics: dict[str, float], info: dict[str, Any]
-) -> Path:
-    """Save `task`'s weights to folder/<name>.pt and record them in folder/manifest.json; returns the weight path."""
-    folder = Path(folder)
-    path = save_checkpoint(folder / f"{task.name}.pt", {"model": task.state_dict(), "arch": task.arch})
-    manifest_path = folder / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest[task.name] = {"file": path.name, "sha256": _sha256(path), "metrics": metrics, **info}
-    write_json(manifest_path, manifest, sort_keys=True)
-    return path
 
 
 # ------------------------------------------------------------------------------------------- training A and B

@@ -1,0 +1,207 @@
+"""Issue 12: the Debian photo listing and its install, the released-denoiser recipes (training with a VAL curve,
+time budget, resume), release to the manifest, `denoisenet(weights=...)`, and `dmh denoise` on image files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dmh import denoisers, photos, pretrained
+from dmh.cli import main as dmh_main
+from dmh.data import PHOTO_SPLIT
+from dmh.images import read_file, write_file
+from dmh.nets import RELEASED, denoisenet, weights_meta
+
+TINY = denoisers.Recipe(
+    "colour-blind", width=0.125, patch=16, batch=2, val_every=4, val_crop=24,
+    train=denoisers.TrainConfig(max_steps=8, lr=1e-3, log_every=2, ckpt_every=4, keep_last=1, channels_last=True,
+                                progress=False),
+)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------------ listing
+def test_listing_is_complete_and_disjoint_from_evaluation_images():
+    entries = photos.listing()
+    assert len(entries) == 82
+    keys = {"package", "version", "path", "sha256", "size", "factor", "out_size", "split", "licence", "credit"}
+    for e in entries:
+        assert keys <= set(e) and e["licence"] not in ("", "?") and e["credit"] and len(e["sha256"]) == 64
+        assert e["factor"] >= 2 and all(abs(o - s / e["factor"]) <= 1 for o, s in zip(e["out_size"], e["size"]))
+    names = [photos.photo_name(e) for e in entries]
+    assert len(set(names)) == len(names)
+    val = {e["sha256"] for e in entries if e["split"] == "val"}
+    assert val == set(sorted(e["sha256"] for e in entries)[:10])  # the rule written in dmh.photos
+    assert not set(names) & set(PHOTO_SPLIT["test"])
+
+
+def test_load_says_how_to_install(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m dmh.photos install"):
+        photos.load("val", tmp_path)
+    with pytest.raises(ValueError, match="split"):
+        photos.load("test", tmp_path)
+
+
+def _fake_package(tmp_path: Path, monkeypatch, source: np.ndarray) -> dict:
+    """One listing entry whose file is `source` (H, W, 3 uint8) inside a fake extracted package."""
+    from PIL import Image
+
+    f = tmp_path / "src" / "fake-pkg" / "usr" / "share" / "a.png"
+    f.parent.mkdir(parents=True)
+    Image.fromarray(source).save(f)
+    h, w = source.shape[:2]
+    entry = {"package": "fake-pkg", "version": "1", "path": "usr/share/a.png", "sha256": pretrained.sha256_file(f),
+             "size": [w, h], "factor": 2.0, "out_size": [w // 2, h // 2], "split": "train", "licence": "CC0-1.0",
+             "credit": "test"}  # fmt: skip
+    monkeypatch.setattr(photos, "listing", lambda: (entry,))
+    return entry
+
+
+def test_build_downscales_checks_sha256_and_refuses_evaluation_twins(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    entry = _fake_package(tmp_path, monkeypatch, (rng.random((64, 96, 3)) * 255).astype(np.uint8))
+    assert photos.build(tmp_path / "src", tmp_path / "out") == ["fake-pkg__a"]
+    assert read_file(tmp_path / "out" / "fake-pkg__a.png").shape == (32, 48, 3)
+    assert json.loads((tmp_path / "out" / "index.json").read_text())["photos"] == ["fake-pkg__a"]
+    entry["sha256"] = "0" * 64
+    assert photos.build(tmp_path / "src", tmp_path / "out2") == []  # another file version: refused, said on stderr
+    shutil.rmtree(tmp_path / "src")
+    from dmh.data import _photo_u8
+
+    _fake_package(tmp_path, monkeypatch, np.ascontiguousarray(_photo_u8("kodim23")[..., :3]))
+    with pytest.raises(ValueError, match="looks like the evaluation image kodim23"):
+        photos.build(tmp_path / "src", tmp_path / "out3")
+
+
+# ------------------------------------------------------------------------------------------------------ training
+@pytest.fixture
+def tiny_photos(monkeypatch):
+    g = torch.Generator().manual_seed(5)
+    imgs = {f"p{k}": torch.rand(3, 40 + 4 * k, 36, generator=g) for k in range(3)}
+    monkeypatch.setattr(photos, "training_photos", lambda split, folder=None: imgs)
+    return imgs
+
+
+def test_training_records_a_val_curve_and_resumes_bit_identically(tmp_path, tiny_photos):
+    net, hist = denoisers.train_denoiser(TINY, folder=tmp_path / "a", progress=False)
+    assert [r["step"] for r in hist] == [2, 4, 6, 8]
+    assert {"val_psnr_15", "val_psnr_25", "val_psnr_50"} <= set(hist[1]) and "val_psnr_15" not in hist[0]
+    assert all(r["hours"] >= 0 for r in hist) and [r["hours"] for r in hist] == sorted(r["hours"] for r in hist)
+    denoisers.train_denoiser(TINY, steps=4, folder=tmp_path / "b", progress=False)
+    net2, hist2 = denoisers.train_denoiser(TINY, steps=8, folder=tmp_path / "b", progress=False)
+    for a, b in zip(net.state_dict().values(), net2.state_dict().values()):
+        assert torch.equal(a, b)
+    assert [r["loss"] for r in hist] == [r["loss"] for r in hist2]
+
+
+def test_hours_budget_stops_with_a_checkpoint(tmp_path, tiny_photos):
+    _, hist = denoisers.train_denoiser(TINY, hours=0.0, folder=tmp_path, progress=False)
+    assert hist[-1]["step"] == 2 and (tmp_path / "step_0000002.pt").is_file()
+
+
+# ------------------------------------------------------------------------------------------------------ release
+@pytest.fixture
+def released(tmp_path_factory, monkeypatch, tiny_photos):
+    """A tiny 'colour-blind' released into a temporary data/pretrained/."""
+    root = tmp_path_factory.mktemp("pretrained")
+    run = root / "run"
+    denoisers.train_denoiser(TINY, folder=run, progress=False)
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", root)
+    monkeypatch.setattr(denoisers, "psnr_on_test_photos", lambda net: {"test_full": {"25": 20.0}})
+    denoisers.release(TINY, folder=run, out=root, command="dmh train-denoiser (test)")
+    return root
+
+
+def test_release_writes_manifest_and_builder_loads_it(released):
+    meta = weights_meta("colour-blind")
+    assert meta["arch"] == {"name": "DenoiseNet", "in_channels": 3, "width": 0.125}
+    assert (
+        meta["steps"] == 8 and meta["sigma_range"] == [0.0, 55.0] and set(meta["metrics"]["val"]) == {"15", "25", "50"}
+    )
+    assert meta["data"]["listing_sha256"] == photos.listing_sha256() and meta["command"]
+    assert json.loads((released / "colour-blind_history.json").read_text())[-1]["step"] == 8
+    net = denoisenet(weights="colour-blind")
+    assert net.width == 0.125 and net.training  # torchvision style: train mode as built
+    with pytest.raises(ValueError, match="width=0.125, not 1.0"):
+        denoisenet(weights="colour-blind", width=1.0)
+
+
+def test_builder_refuses_changed_bytes_unknown_and_unreleased_names(released):
+    f = released / "colour-blind.pt"
+    data = bytearray(f.read_bytes())
+    data[-10] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256 .* the file was changed"):
+        denoisenet(weights="colour-blind")
+    with pytest.raises(FileNotFoundError, match="colour-s25.*not released yet.*dmh train-denoiser"):
+        denoisenet(weights="colour-s25")
+    with pytest.raises(ValueError, match="unknown weights"):
+        weights_meta("colour-s99")
+    assert RELEASED == ("colour-blind", "colour-s15", "colour-s25", "colour-s50")
+
+
+# -------------------------------------------------------------------------------------------------- dmh denoise
+@pytest.mark.parametrize(
+    "suffix,dtype,shape",
+    [(".png", np.uint8, (37, 45, 3)), (".png", np.uint16, (37, 45, 3)), (".png", np.uint16, (37, 45)),
+     (".png", np.uint8, (37, 45, 4)), (".tif", np.uint16, (37, 45, 3)), (".tif", np.uint8, (37, 45)),
+     (".jpg", np.uint8, (37, 45, 3))],
+)  # fmt: skip
+def test_denoise_file_keeps_depth_channels_and_alpha(released, tmp_path, suffix, dtype, shape):
+    rng = np.random.default_rng(1)
+    img = (rng.random(shape) * np.iinfo(dtype).max).astype(dtype)
+    src, dst = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
+    write_file(src, img)
+    info = denoisers.denoise_file(src, dst, blind=True, tile=16, progress=False)
+    out = read_file(dst)
+    assert out.dtype == dtype and out.shape == shape and info["weights"] == "colour-blind"
+    if len(shape) == 3 and shape[2] == 4:
+        assert np.array_equal(out[..., 3], img[..., 3])
+    assert not np.array_equal(out[..., :3] if out.ndim == 3 else out, img[..., :3] if img.ndim == 3 else img)
+
+
+def test_denoise_command_line_and_its_errors(released, tmp_path, capsys):
+    src = tmp_path / "in.png"
+    write_file(src, (np.random.default_rng(2).random((20, 24, 3)) * 255).astype(np.uint8))
+    dmh_main(["denoise", str(src), str(tmp_path / "o.tif"), "--blind", "--tile", "16"])
+    assert "colour-blind" in capsys.readouterr().out and read_file(tmp_path / "o.tif").shape == (20, 24, 3)
+    with pytest.raises(SystemExit, match="colour-s25.*not released yet"):
+        dmh_main(["denoise", str(src), str(tmp_path / "o.png"), "--sigma", "25"])
+    with pytest.raises(SystemExit, match="sigma must be a finite number >= 0 and <= 255"):
+        dmh_main(["denoise", str(src), str(tmp_path / "o.png"), "--sigma", "-3"])
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(OSError, match="bad.png"):
+        denoisers.denoise_file(tmp_path / "bad.png", tmp_path / "o.png")
+    with pytest.raises(SystemExit, match="no such image file"):
+        dmh_main(["denoise", str(tmp_path / "missing.png"), str(tmp_path / "o.png")])
+    with pytest.raises(SystemExit, match="unsupported file type"):
+        dmh_main(["denoise", str(src), str(tmp_path / "o.bmp")])
+    write_file(tmp_path / "in16.png", np.zeros((8, 8, 3), np.uint16))
+    with pytest.raises(SystemExit, match="JPEG holds 8-bit"):
+        dmh_main(["denoise", str(tmp_path / "in16.png"), str(tmp_path / "o.jpg")])
+    assert sorted(p.name for p in tmp_path.glob("o.*")) == ["o.tif"]  # nothing half-written
+
+
+def test_choose_weights():
+    assert denoisers.choose_weights() == "colour-blind"
+    assert denoisers.choose_weights(25) == "colour-s25" and denoisers.choose_weights(25, blind=True) == "colour-blind"
+    assert denoisers.choose_weights(30) == "colour-blind" and denoisers.choose_weights(15, weights="x.pt") == "x.pt"
+
+
+def test_psnr_on_test_photos_matches_table_1_noise(make_denoiser):
+    """The crop score uses exactly Table 1's noisy pixels (dmh.study), so it sits beside that table's CBM3D row."""
+    from dmh.metrics import psnr
+    from dmh.nets import denoise
+    from dmh.presets import get_preset
+    from dmh.study import _photo_noise, _test_photos
+
+    net = make_denoiser(3, 0.125).eval()
+    res = denoisers.psnr_on_test_photos(net, sigmas=(25.0,))
+    p = get_preset("cpu")
+    crops = list(_test_photos(p).values())
+    want = np.mean([psnr(denoise(net, _photo_noise(c, 25.0, k, p)), c[None]) for k, c in enumerate(crops)])
+    assert res["test_crop384"]["25"] == pytest.approx(want) and 5 < res["test_full"]["25"] < 40
