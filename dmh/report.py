@@ -39,8 +39,12 @@ def table1_md(result: dict[str, Any] | Path, details: bool = True) -> str:
     SSIM and the mean time per image (which varies from run to run)."""
     r = _load(result)
     sigmas = list(next(iter(r["mean"].values())))
-    out = markdown_table(["method", *[f"sigma {s}" for s in sigmas]],
-                         [[m, *[f"{d[s]:.2f}" for s in sigmas]] for m, d in r["mean"].items()])  # fmt: skip
+    notes = r.get("notes", {})
+    out = markdown_table(
+        ["method", *[f"sigma {s}" for s in sigmas]],
+        [[f"{m} ({notes[m]})" if m in notes else m, *[f"{d[s]:.2f}" if s in d else "-" for s in sigmas]]
+         for m, d in r["mean"].items()],
+    )  # fmt: skip
     if not details:
         return out
     images = list(dict.fromkeys(row["image"] for row in r["rows"]))
@@ -49,7 +53,8 @@ def table1_md(result: dict[str, Any] | Path, details: bool = True) -> str:
     for s in sigmas:
         for im in images:
             vals = {row["method"]: row for row in r["rows"] if row["image"] == im and str(int(row["sigma"])) == s}
-            per.append([s, im, *[f"{vals[m]['psnr']:.2f} / {vals[m]['ssim']:.3f}" for m in methods]])
+            per.append([s, im, *[f"{vals[m]['psnr']:.2f} / {vals[m]['ssim']:.3f}" if m in vals else "-"
+                                 for m in methods]])  # fmt: skip
     secs = {m: [row["seconds"] for row in r["rows"] if row["method"] == m] for m in methods if m != "noisy"}
     timing = ", ".join(f"{m} {sum(v) / len(v):.2f} s" for m, v in secs.items() if v)
     return (out + "\n\nPer image (PSNR dB / SSIM):\n\n" + markdown_table(["sigma", "image", *methods], per)

@@ -40,8 +40,10 @@ __all__ = [
     "read_json",
     "require",
     "train_or_load",
+    "training_minutes",
     "colour_denoiser",
     "photo_table",
+    "released_denoisers",
     "grey_denoiser",
     "finetune",
     "task_nets",
@@ -107,6 +109,13 @@ def train_or_load(
     every = max(cfg.max_steps // 4, 1)
     cfg = dataclasses.replace(cfg, ckpt_every=every) if not cfg.ckpt_every else cfg
     return train(net, step_fn, cfg, ckpt_dir=ckpt_dir, resume=True, desc=desc, extra={"inputs": inputs})
+
+
+def training_minutes(ckpt_dir: Path) -> float:
+    """Wall-clock minutes the run in `ckpt_dir` trained (its last checkpoint's "seconds"; NaN if unknown)."""
+    last = last_checkpoint(ckpt_dir)
+    seconds = load_checkpoint(last).get("seconds") if last is not None else None
+    return float(seconds) / 60 if seconds is not None else math.nan
 
 
 def _denoiser_step(
@@ -197,14 +206,27 @@ def photo_panels(
     return {k: v[0].clamp(0, 1) for k, v in panels.items()}
 
 
-def photo_table(net: nn.Module, p: Preset, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Table 1 analogue: PSNR / SSIM on the TEST photos at `p.photo_sigmas` for noisy, CBM3D and the denoiser.
+def photo_table(
+    net: nn.Module,
+    p: Preset,
+    out: Path,
+    progress: bool = True,
+    released: dict[str, tuple[nn.Module, float | None]] | None = None,
+    notes: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Table 1 analogue: PSNR / SSIM on the TEST photos at `p.photo_sigmas` for noisy, CBM3D, the denoiser trained
+    here ("separate") and the released denoisers.
 
     The noise of image k at sigma s is seeded by (p.seed, s, k), the same for every method. Denoised images of every
     method are saved to out/photos/<sigma>/<method>/<name>.png (8-bit) for the texture comparison (07).
 
+    Args:
+        released: method label -> (network, its training sigma or None for a blind one); a per-sigma network is
+            scored at its own sigma only.
+        notes: method label -> a note shown beside it in the table (e.g. how long it trained).
+
     Returns (and writes to out/table1.json): {"rows": [{"image", "sigma", "method", "psnr", "ssim", "seconds"}],
-    "mean": {method: {sigma: psnr}}}.
+    "mean": {method: {sigma: psnr}}, "notes": {...}}.
     """
     check_scale(p)
     from skimage.io import imsave
@@ -222,7 +244,12 @@ def photo_table(net: nn.Module, p: Preset, out: Path, progress: bool = True) -> 
             t0 = time.perf_counter()
             bm = cbm3d(noisy, s)
             t_bm = time.perf_counter() - t0
-            for method, img, sec in (("noisy", noisy, 0.0), ("CBM3D", bm, t_bm), ("separate", den, t_net)):
+            methods = [("noisy", noisy, 0.0), ("CBM3D", bm, t_bm), ("separate", den, t_net)]
+            for label, (rnet, rsigma) in (released or {}).items():
+                if rsigma is None or float(rsigma) == float(s):
+                    t0 = time.perf_counter()
+                    methods.append((label, denoise(rnet, noisy, fast=True), time.perf_counter() - t0))
+            for method, img, sec in methods:
                 rows.append({"image": name, "sigma": s, "method": method, "psnr": psnr(img, clean),
                              "ssim": ssim(img, clean), "seconds": sec})  # fmt: skip
                 path = out / "photos" / f"{int(s)}" / method / f"{name}.png"
@@ -232,9 +259,29 @@ def photo_table(net: nn.Module, p: Preset, out: Path, progress: bool = True) -> 
     for r in rows:
         mean.setdefault(r["method"], {}).setdefault(str(int(r["sigma"])), []).append(r["psnr"])  # type: ignore[arg-type]
     mean = {m: {s: float(np.mean(v)) for s, v in d.items()} for m, d in mean.items()}
-    result = {"rows": rows, "mean": mean, "preset": p.asdict()}
+    result = {"rows": rows, "mean": mean, "notes": dict(notes or {}), "preset": p.asdict()}
     write_json(out / "table1.json", result, default=float)
     return result
+
+
+def released_denoisers() -> tuple[dict[str, tuple[nn.Module, float | None]], dict[str, str], dict[str, list]]:
+    """The released colour denoisers present in data/pretrained/ (`dmh.nets.RELEASED`; missing ones are skipped):
+    ({label: (network in eval mode, training sigma or None)}, {label: how it was trained}, {label: VAL history})."""
+    from dmh.nets import RELEASED, denoisenet, weights_meta
+    from dmh.pretrained import PRETRAINED_DIR
+
+    nets, notes, histories = {}, {}, {}
+    for name in RELEASED:
+        try:
+            meta = weights_meta(name)
+        except FileNotFoundError:
+            continue
+        label = f"released {name}"
+        nets[label] = (denoisenet(weights=name).eval(), meta.get("sigma"))
+        notes[label] = f"width {meta['arch']['width']:g}, {meta['steps']:,} steps, {meta['hours']:.1f} h of training"
+        hist = PRETRAINED_DIR / f"{name}_history.json"
+        histories[label] = json.loads(hist.read_text()) if hist.is_file() else []
+    return nets, notes, histories
 
 
 # ------------------------------------------------------------------------------------------------ 03/04 grey side

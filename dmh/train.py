@@ -9,6 +9,7 @@ uninterrupted one (on the same machine and thread count).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -147,7 +148,9 @@ def train(
         extra: more primitives to store in each checkpoint (e.g. the experiment's config).
 
     Returns:
-        The history: one dict per `log_every` steps with "step", "lr", "loss" and the parts, averaged.
+        The history: one dict per `log_every` steps with "step", "lr", "loss" and the parts, averaged. (Checkpoints
+        also hold "seconds": wall-clock seconds of training so far, summed over resumptions; kept out of the history,
+        which repeats to the bit.)
     """
     if cfg.ckpt_every and ckpt_dir is None:
         raise ValueError("ckpt_every > 0 needs a ckpt_dir")
@@ -159,7 +162,7 @@ def train(
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    step, history = 0, []
+    step, history, seconds0 = 0, [], 0.0
     folder = Path(ckpt_dir) if ckpt_dir is not None else None
 
     if resume and folder is not None and (last := last_checkpoint(folder)) is not None:
@@ -177,6 +180,7 @@ def train(
         gen.set_state(ckpt["rng"]["generator"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         step, history = int(ckpt["step"]), list(ckpt.get("history", []))
+        seconds0 = float(ckpt.get("seconds", 0.0))
 
     def save(at: int) -> None:
         assert folder is not None
@@ -189,6 +193,7 @@ def train(
             "rng": {"generator": gen.get_state(), "torch": torch.get_rng_state()},
             "config": _config_dict(cfg),
             "history": history,
+            "seconds": round(seconds0 + time.perf_counter() - t0, 3),
             **(extra or {}),
         }
         save_checkpoint(checkpoint_path(folder, at), state)
@@ -203,6 +208,7 @@ def train(
     count = 0
     bar = tqdm(total=cfg.max_steps, initial=step, desc=desc, disable=not cfg.progress, leave=False)
     stop = False
+    t0 = time.perf_counter()
     while step < cfg.max_steps and not stop:
         loss, parts = step_fn(model, gen)
         if not torch.isfinite(loss):

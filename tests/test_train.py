@@ -240,3 +240,31 @@ def test_config_errors():
         TrainConfig(max_steps=-1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         CFG.lr = 1.0  # type: ignore[misc]
+
+
+def test_checkpoints_count_training_seconds_across_resumptions(make_denoiser, tmp_path):
+    from dmh.study import training_minutes
+
+    cfg = dataclasses.replace(CFG, ckpt_every=2)
+    train(make_denoiser(seed=0), denoise_step, dataclasses.replace(cfg, max_steps=2), ckpt_dir=tmp_path)
+    first = load_checkpoint(last_checkpoint(tmp_path))["seconds"]
+    hist = train(make_denoiser(seed=0), denoise_step, cfg, ckpt_dir=tmp_path, resume=True)
+    last = load_checkpoint(last_checkpoint(tmp_path))["seconds"]
+    assert 0 < first < last and training_minutes(tmp_path) == pytest.approx(last / 60)
+    assert all("seconds" not in r for r in hist)  # histories stay bit-repeatable
+    assert training_minutes(tmp_path / "none") != training_minutes(tmp_path / "none")  # NaN: unknown
+
+
+def test_channels_last_trains_to_the_default_layouts_numbers(make_denoiser):
+    a, b = make_denoiser(seed=0), make_denoiser(seed=0)
+    ha = train(a, denoise_step, CFG)
+    hb = train(b, denoise_step, dataclasses.replace(CFG, channels_last=True))
+    assert b.conv0.weight.is_contiguous(memory_format=torch.channels_last)
+    # Float rounding differs between the layouts and grows over steps at lr 1e-2 (1e-3 relative after 6 steps).
+    assert [r["loss"] for r in ha] == pytest.approx([r["loss"] for r in hb], rel=1e-2)
+
+
+def test_a_callback_returning_true_stops_with_a_checkpoint(make_denoiser, tmp_path):
+    hist = train(make_denoiser(), denoise_step, dataclasses.replace(CFG, log_every=2), ckpt_dir=tmp_path,
+                 callbacks=[lambda step, model, row: step >= 4])  # fmt: skip
+    assert hist[-1]["step"] == 4 and load_checkpoint(last_checkpoint(tmp_path))["step"] == 4
