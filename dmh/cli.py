@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["main"]
@@ -101,6 +105,11 @@ def _release_denoiser(args: argparse.Namespace) -> None:
     folder = Path(args.run) if args.run else run_dir(recipe)
     path = release(recipe, folder=folder, command=args.command or "", note=args.note)
     print(f"released {recipe.name} from {folder} -> {path}")
+    if args.readme:
+        from dmh.report import update_readme_released
+
+        update_readme_released(args.readme)
+        print(f"updated {args.readme}")
 
 
 def _denoise(args: argparse.Namespace) -> None:
@@ -115,7 +124,6 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 def machine_line(commit: str | None = None) -> str:
     """One line saying when and where results were produced (`commit`: the code's commit, default: now)."""
-    import os
     import platform
 
     import torch
@@ -126,31 +134,67 @@ def machine_line(commit: str | None = None) -> str:
             f"commit {commit or git_commit()}.")  # fmt: skip
 
 
-def check_loopback() -> None:
-    """Jupyter kernels talk to papermill over 127.0.0.1: fail early, saying how to fix it, when loopback is down."""
-    import socket
+def cores_busy() -> tuple[float, int, str]:
+    """(1-minute load average, cores this process may use, a sentence for the user). On a shared machine the
+    study's minutes grow many-fold (a fine-tuning step took 0.11 s alone and 2.64 s beside a second 2-thread torch
+    process on 2 cores): the sentence warns when the load is above a quarter of the cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    text = f"cores: {cores}, load average {load:.2f}"
+    if load > 0.25 * cores:
+        text += (f" -- WARNING: the cores are not free (about {min(load, cores):.1f} of {cores} busy with other work); "
+                 "expect the run to take several times the README's minutes")  # fmt: skip
+    return load, cores, text
 
+
+def _kernel_manager() -> type:
+    """A Jupyter kernel manager whose kernel talks over Unix sockets (IPC) instead of TCP on 127.0.0.1: notebooks
+    then run with the loopback interface down or firewalled (`unshare -n`), and the kernel does not warn that TCP
+    is unencrypted. Linux and macOS; elsewhere `dmh reproduce` falls back to TCP."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    return IPCKernelManager
+
+
+@contextlib.contextmanager
+def _heartbeat(name: str, last: float | None, every: float = 30.0) -> Iterator[None]:
+    """While the block runs, say every `every` seconds how long `name` has run (and its last run's time), so that a
+    long cell (a training) never leaves the console silent."""
+    from tqdm import tqdm
+
+    stop, t0 = threading.Event(), time.time()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            tail = f" of about {last / 60:.1f} (last run)" if last else ""
+            tqdm.write(f"    ... {name}: {(time.time() - t0) / 60:.1f} min{tail}")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
     try:
-        with socket.socket() as server:
-            server.bind(("127.0.0.1", 0))
-            server.listen(1)
-            with socket.create_connection(server.getsockname(), timeout=5):
-                pass
-    except OSError as e:
-        raise SystemExit(
-            f"dmh reproduce: cannot connect to 127.0.0.1 ({e}). The notebooks' Jupyter kernels talk to papermill over "
-            "the loopback interface: bring it up with `ip link set lo up` (as root; inside `unshare -n`, "
-            ".ci/offline does this)"
-        ) from e
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def run_notebooks(
-    preset: str, out_root: Path, start: int = 1, notebooks: Path = NOTEBOOKS, kernel: str | None = None
+    preset: str,
+    out_root: Path,
+    start: int = 1,
+    notebooks: Path = NOTEBOOKS,
+    kernel: str | None = None,
+    progress: bool = True,
 ) -> Path:
     """Run the numbered notebooks from number `start` on with papermill into out_root/<preset>/, then write REPORT.md.
 
-    A failing notebook stops the run with the failing cell and error, and says how to resume (`--from N`).
-    Returns the report's path.
+    Shows per notebook a bar over its cells with the elapsed time and the last run's minutes (`timings.json`), and a
+    line every 30 s during long cells. A failing notebook stops the run with the failing cell and error, and says how
+    to resume (`--from N`). Returns the report's path.
     """
     import papermill as pm
 
@@ -168,30 +212,34 @@ def run_notebooks(
     folder = (out_root / preset).resolve()
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{folder} is a file, not a folder")
-    check_loopback()
+    print(cores_busy()[2], flush=True)
     folder.mkdir(parents=True, exist_ok=True)
+    manager = {"kernel_manager_class": _kernel_manager()} if os.name == "posix" else {}
     timings_path = folder / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     todo = [nb for nb in nbs if int(nb.name[:2]) >= start]
     commit = git_commit()  # the code the notebooks run, read before they run
     for k, nb in enumerate(todo, 1):
-        print(f"[{k}/{len(todo)}] {nb.name} (preset {preset}) ...", flush=True)
+        last = timings.get(nb.name)
+        was = f", last run {last / 60:.1f} min" if last else ""
+        print(f"[{k}/{len(todo)}] {nb.name} (preset {preset}{was}) ...", flush=True)
         t0 = time.time()
+        bar = {"desc": f"    {nb.name}", "bar_format": "{desc}: cell {n_fmt}/{total_fmt} [{elapsed}" + was + "]"}
         try:
-            pm.execute_notebook(
-                str(nb), str(folder / nb.name), parameters={"preset": preset, "out_root": str(out_root.resolve())},
-                cwd=str(notebooks), progress_bar=False, kernel_name=kernel,
-            )  # fmt: skip
+            with _heartbeat(nb.name, last):
+                pm.execute_notebook(
+                    str(nb), str(folder / nb.name), parameters={"preset": preset, "out_root": str(out_root.resolve())},
+                    cwd=str(notebooks), progress_bar=progress and bar, kernel_name=kernel, **manager,
+                )  # fmt: skip
         except pm.PapermillExecutionError as e:
             print(f"FAILED in {nb.name}, cell {e.exec_count}: {e.ename}: {e.evalue}", file=sys.stderr)
             print(f"executed copy: {folder / nb.name}; resume with: dmh reproduce --preset {preset} --from "
                   f"{int(nb.name[:2])}", file=sys.stderr)  # fmt: skip
             raise SystemExit(1) from None
         except RuntimeError as e:  # jupyter_client: "Kernel didn't respond in 60 seconds", "Kernel died", ...
-            print(f"FAILED to run {nb.name}: the Jupyter kernel did not start or answer ({e}). Kernels talk over "
-                  "127.0.0.1: check that loopback is up (`ip link set lo up`) and that the machine is not out of "
-                  f"memory; resume with: dmh reproduce --preset {preset} --from {int(nb.name[:2])}",
-                  file=sys.stderr)  # fmt: skip
+            print(f"FAILED to run {nb.name}: the Jupyter kernel did not start or answer ({e}). Check that the "
+                  "machine is not out of memory and that the venv's ipykernel imports; resume with: dmh reproduce "
+                  f"--preset {preset} --from {int(nb.name[:2])}", file=sys.stderr)  # fmt: skip
             raise SystemExit(1) from None
         timings[nb.name] = round(time.time() - t0, 1)
         write_json(timings_path, timings)
@@ -257,6 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run", default=None, help="run folder (default: data/training/<name>-w<width>)")
     p.add_argument("--command", default=None, help="the training command to record (default: none)")
     p.add_argument("--note", default="", help="a note for the manifest")
+    p.add_argument("--readme", default=None, help="also refresh this README's released-denoisers table")
     p.set_defaults(func=_release_denoiser)
 
     from dmh.presets import PRESETS

@@ -217,6 +217,40 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
     return path
 
 
+def released_md(manifest: dict[str, Any] | None = None) -> str:
+    """The released colour denoisers from data/pretrained/manifest.json: PSNR (dB) on the VAL photographs and on the
+    TEST photos (the cpu preset's 384 crops with Table 1's noisy pixels, and the full photos), with how each was
+    trained."""
+    from dmh.nets import RELEASED
+    from dmh.pretrained import read_manifest
+
+    m = read_manifest() if manifest is None else manifest
+    rows = []
+    for name in (n for n in RELEASED if n in m):
+        e = m[name]
+        mt = e["metrics"]
+        sigmas = sorted(mt["val"], key=float)
+        for s in sigmas:
+            rows.append([name, e["arch"]["width"], f"{e['steps']:,}", f"{e['hours']:.2f}", s,
+                         f"{mt['val'][s]:.2f}", f"{mt['test_crop384'][s]:.2f}", f"{mt['test_full'][s]:.2f}",
+                         e["sha256"][:12]])  # fmt: skip
+    if not rows:
+        return "No colour denoiser is released yet (`dmh train-denoiser`, then `dmh release-denoiser`)."
+    return markdown_table(
+        ["weights", "width", "steps", "hours", "sigma", "VAL", "TEST crops", "TEST full", "sha256"], rows
+    )
+
+
+def update_readme_released(readme: str | Path, manifest: dict[str, Any] | None = None) -> None:
+    """Replace the README's text between `<!-- released:start -->` and `<!-- released:end -->` with `released_md`."""
+    readme = Path(readme)
+    text = readme.read_text()
+    pat = re.compile(r"(<!-- released:start -->\n).*?(<!-- released:end -->)", re.S)
+    if not pat.search(text):
+        raise ValueError(f"{readme} has no <!-- released:start --> / <!-- released:end --> markers")
+    readme.write_text(pat.sub(lambda mt: mt.group(1) + released_md(manifest) + "\n" + mt.group(2), text))
+
+
 def update_readme(readme: str | Path, report: str | Path) -> None:
     """Replace the README's text between `<!-- results:start -->` and `<!-- results:end -->` with the report's
     tables (figure links dropped), so the README's numbers come from the result files."""

@@ -11,6 +11,7 @@ Conventions: images are (C, H, W) / (N, C, H, W) float tensors in [0, 1]; sigma 
 from __future__ import annotations
 
 import base64
+import html
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -241,10 +242,13 @@ class Explorer:
             value=0, min=0, max=len(self.tasks[first]) - 1, description="image", continuous_update=False, style=style
         )
         self.w_output = w.Output()
+        self.w_info = w.HTML(layout=w.Layout(margin="0 0 0 8px"))  # the PSNR line, as text (read by the browser test)
         for widget in (self.w_sigma, self.w_denoiser, self.w_index):
             widget.observe(self.update, names="value")
         self.w_task.observe(self._on_task, names="value")
-        self._ui = w.VBox([w.HBox([self.w_sigma, self.w_denoiser]), w.HBox([self.w_task, self.w_index]), self.w_output])
+        self._ui = w.VBox(
+            [w.HBox([self.w_sigma, self.w_denoiser]), w.HBox([self.w_task, self.w_index]), self.w_info, self.w_output]
+        )
         return self._ui
 
     @property
@@ -279,9 +283,15 @@ class Explorer:
             res = self.compute(self.w_sigma.value, self.w_denoiser.value, self.w_task.value, self.w_index.value)
         except ValueError as e:
             self.last_error = str(e)
+            self.w_info.value = f"<b>refused:</b> {html.escape(str(e))}"
             self.w_output.outputs = ({"output_type": "stream", "name": "stderr", "text": f"{e}\n"},)
             return None
         self.last_error = None
+        self.w_info.value = (
+            f"<span class='dmh-psnr'>{html.escape(res['task'])} #{res['index']}, sigma {res['sigma']:g}, "
+            f"{html.escape(str(self.w_denoiser.value))}: PSNR noisy {_fmt_psnr(res['psnr']['noisy'])} -> denoised "
+            f"{_fmt_psnr(res['psnr']['denoised'])}</span>"
+        )
         fig = explorer_figure(res)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=self.dpi, facecolor="white")

@@ -64,6 +64,16 @@ def astronaut() -> np.ndarray:
     return skimage.data.astronaut().astype(np.float32) / 255.0
 
 
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """A results folder of the whole chain run with the smoke preset (papermill, as `dmh reproduce`): <root>/smoke."""
+    from dmh.cli import run_notebooks
+
+    root = tmp_path_factory.mktemp("results")
+    run_notebooks("smoke", root)
+    return root / "smoke"
+
+
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)

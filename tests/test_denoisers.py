@@ -111,7 +111,8 @@ def released(tmp_path_factory, monkeypatch, tiny_photos):
     run = root / "run"
     denoisers.train_denoiser(TINY, folder=run, progress=False)
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", root)
-    monkeypatch.setattr(denoisers, "psnr_on_test_photos", lambda net: {"test_full": {"25": 20.0}})
+    fake = {k: {"15": 30.0, "25": 28.0, "50": 25.0} for k in ("test_crop384", "test_full")}  # TEST scoring: below
+    monkeypatch.setattr(denoisers, "psnr_on_test_photos", lambda net: fake)
     denoisers.release(TINY, folder=run, out=root, command="dmh train-denoiser (test)")
     return root
 
@@ -205,3 +206,23 @@ def test_psnr_on_test_photos_matches_table_1_noise(make_denoiser):
     crops = list(_test_photos(p).values())
     want = np.mean([psnr(denoise(net, _photo_noise(c, 25.0, k, p)), c[None]) for k, c in enumerate(crops)])
     assert res["test_crop384"]["25"] == pytest.approx(want) and 5 < res["test_full"]["25"] < 40
+
+
+def test_torch_hub_loads_a_released_denoiser_from_the_clone(released):
+    root = Path(__file__).resolve().parents[1]
+    net = torch.hub.load(str(root), "denoisenet", source="local", weights="colour-blind")
+    ref = denoisenet(weights="colour-blind")
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), ref.state_dict().values()))
+    assert torch.hub.load(str(root), "denoisenet", source="local").width == 1.0
+
+
+def test_readme_table_of_released_denoisers_comes_from_the_manifest(released, tmp_path):
+    from dmh import report
+
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- released:start -->\nold\n<!-- released:end -->\nb\n")
+    report.update_readme_released(readme)
+    text = readme.read_text()
+    meta = weights_meta("colour-blind")
+    assert "old" not in text and f"| colour-blind | 0.125 | 8 | {meta['hours']:.2f} | 25 |" in text
+    assert f"{meta['metrics']['val']['25']:.2f} | 28.00 | 28.00 | {meta['sha256'][:12]} |" in text

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -30,13 +29,6 @@ def test_notebooks_are_numbered_clean_and_parameterised():
         assert 'preset = "cpu"' in params[0].source  # the cpu defaults; papermill injects others
         assert "import" not in params[0].source  # literals only
         assert any("NBVAL_CHECK_OUTPUT" in c.source for c in code) or name.startswith("08"), name
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("results")
-    run_notebooks("smoke", root)
-    return root / "smoke"
 
 
 def test_smoke_run_writes_results_and_report(smoke):
