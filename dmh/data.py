@@ -36,6 +36,7 @@ __all__ = [
     "SCENE_CLASSES",
     "load_fashion_mnist",
     "make_scenes",
+    "make_item_canvases",
     "FASHION_VAL",
     "fashion_split",
     "SceneSampler",
@@ -229,6 +230,8 @@ def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = No
 
 # --------------------------------------------------------------------------------------------------- Fashion scenes
 SCENE_SIZE = 96
+#: Side of the single-item canvases (`make_item_canvases`).
+ITEM_CANVAS = 32
 #: An item pixel belongs to the item (and is pasted) where its Fashion-MNIST intensity exceeds this.
 ITEM_THRESHOLD = 0.1
 
@@ -268,16 +271,10 @@ def make_scenes(
     ih, iw = items.shape[-2:]
     if cell < max(ih, iw):
         raise ValueError(f"scene size {size} too small for 3 x 3 cells of {ih}x{iw} items")
-    tex = _textures()
     imgs = torch.empty(n, 1, size, size)
     labs = torch.zeros(n, size, size, dtype=torch.int64)
     for s in range(n):
-        t = tex[int(torch.randint(len(tex), (1,), generator=generator))]
-        i, j = (int(torch.randint(d - size + 1, (1,), generator=generator)) for d in t.shape[-2:])
-        bg = t[..., i : i + size, j : j + size]
-        if torch.rand(1, generator=generator) < 0.5:
-            bg = bg.flip(-1)
-        imgs[s] = 0.15 + 0.4 * bg
+        imgs[s] = _background(size, generator)
         k = int(torch.randint(n_items[0], n_items[1] + 1, (1,), generator=generator))
         cells = torch.randperm(9, generator=generator)[:k]
         picks = torch.randint(len(items), (k,), generator=generator)
@@ -290,6 +287,45 @@ def make_scenes(
             region[mask] = item[mask]
             labs[s, oy : oy + ih, ox : ox + iw][mask] = int(labels[p]) + 1
     return imgs, labs
+
+
+def _background(size: int, generator: torch.Generator) -> Tensor:
+    """A random (1, size, size) crop of brick / grass / gravel, flipped at random, contrast reduced to [0.15, 0.55]
+    (the scenes' background rule)."""
+    tex = _textures()
+    t = tex[int(torch.randint(len(tex), (1,), generator=generator))]
+    i, j = (int(torch.randint(d - size + 1, (1,), generator=generator)) for d in t.shape[-2:])
+    bg = t[..., i : i + size, j : j + size]
+    if torch.rand(1, generator=generator) < 0.5:
+        bg = bg.flip(-1)
+    return 0.15 + 0.4 * bg
+
+
+def make_item_canvases(items: Tensor, generator: torch.Generator, size: int = ITEM_CANVAS) -> Tensor:
+    """One item per grey canvas on the scenes' textured backgrounds (issue 13: classifier A and segmenter B see one
+    image domain): for each item, a background as in `make_scenes`, the item at a random offset, its pixels above
+    `ITEM_THRESHOLD` pasted.
+
+    Args:
+        items: (M, 1, 28, 28) Fashion-MNIST items in [0, 1].
+        generator: seeds everything.
+        size: canvas side in pixels (>= the item's side).
+
+    Returns:
+        (M, 1, size, size) canvases in [0, 1], in the order of `items` (the labels are the items').
+    """
+    ih, iw = items.shape[-2:]
+    if size < max(ih, iw):
+        raise ValueError(f"canvas size {size} is smaller than the {ih}x{iw} items")
+    out = torch.empty(len(items), 1, size, size)
+    for k in range(len(items)):
+        out[k] = _background(size, generator)
+        oy = int(torch.randint(size - ih + 1, (1,), generator=generator))
+        ox = int(torch.randint(size - iw + 1, (1,), generator=generator))
+        mask = items[k, 0] > ITEM_THRESHOLD
+        region = out[k, 0, oy : oy + ih, ox : ox + iw]
+        region[mask] = items[k, 0][mask]
+    return out
 
 
 #: Images held out of the end of Fashion-MNIST's train split: never trained on by A, B or any denoiser; the

@@ -9,6 +9,13 @@ steps and wall-clock hours. It is stopped when that curve flattens; then the lea
 stage (`Recipe.init` names the stage it starts from), and the per-sigma models are fine-tuned from the blind one.
 
     dmh train-denoiser --weights colour-blind --threads 1 --hours 2.5      # resumes data/training/colour-blind-w1/
+
+Width (issue 12: "width 1.0 is the paper's; if 0.5 gets further in the same hours, choose on VAL and record why").
+Both candidates, `--width 1` and `--width 0.5`, trained side by side from the same seed, one thread each, in the
+first session (2026-12-02). Rule, written before the end-of-session numbers: compare the mean VAL PSNR over sigma
+15 / 25 / 50 at equal wall-clock hours (the slower run's last VAL point against the other run's curve interpolated
+at those hours); the width ahead by at least 0.05 dB is kept and trained on in later sessions; closer than that, the
+paper's width 1.0. The outcome is in `RECIPES` and in the note of issue 12.
 """
 
 from __future__ import annotations

@@ -151,3 +151,23 @@ def test_to_grey_matches_skimage():
     im = data.load_photo("kodim23")[:, :64, :64]
     ref = rgb2gray(im.permute(1, 2, 0).numpy())
     assert np.allclose(data.to_grey(im)[0].numpy(), ref, atol=1e-5)
+
+
+def test_item_canvases_paste_one_item_on_a_scene_background():
+    """Issue 13's single-item domain: the item's pixels above the threshold, somewhere on the canvas; the rest is
+    texture in the scenes' contrast range [0.15, 0.55]; seeded."""
+    from dmh.data import ITEM_THRESHOLD, make_item_canvases
+
+    items = torch.zeros(3, 1, 28, 28)
+    items[:, 0, 4:24, 8:20] = torch.tensor([0.5, 0.8, 1.0]).view(3, 1, 1)
+    a = make_item_canvases(items, torch.Generator().manual_seed(1))
+    b = make_item_canvases(items, torch.Generator().manual_seed(1))
+    assert a.shape == (3, 1, 32, 32) and torch.equal(a, b)
+    for k, v in enumerate((0.5, 0.8, 1.0)):
+        hits = (a[k, 0] == v).sum()
+        assert hits == 20 * 12  # the item, whole, at one offset (texture never equals it exactly)
+        rest = a[k, 0][a[k, 0] != v]
+        assert rest.min() >= 0.15 - 1e-6 and rest.max() <= 0.55 + 1e-6
+    assert ITEM_THRESHOLD < 0.5
+    with pytest.raises(ValueError, match="smaller than"):
+        make_item_canvases(items, torch.Generator(), size=20)
