@@ -172,8 +172,14 @@ def train_denoiser(
         from dmh.checkpoint import load_weights
 
         load_weights(net, init)
-    prev = load_checkpoint(last).get("history", []) if last is not None else []
+    from dmh.cli import git_commit
+
+    prev_ckpt = load_checkpoint(last) if last is not None else {}
+    prev = prev_ckpt.get("history", [])
     hours0 = float(prev[-1].get("hours", 0.0)) if prev else 0.0
+    # The code of every session that trained this run, oldest first (recorded in each checkpoint and the release).
+    commits = list(prev_ckpt.get("commits", []))
+    commits += [] if commits and commits[-1] == git_commit() else [git_commit()]
     crops = val_crops(recipe.val_crop)
     t0 = time.time()
 
@@ -187,7 +193,7 @@ def train_denoiser(
         return hours is not None and (time.time() - t0) / 3600 >= hours
 
     hist = train(net, _step_fn(recipe), cfg, ckpt_dir=folder, resume=True, callbacks=[on_row],
-                 desc=recipe.name, extra={"recipe": recipe.asdict()})  # fmt: skip
+                 desc=recipe.name, extra={"recipe": recipe.asdict(), "commits": commits})  # fmt: skip
     return net.eval(), hist
 
 
@@ -252,6 +258,7 @@ def release(
         "sigma_range": None if recipe.sigma is not None else list(recipe.sigma_range),
         "command": command,
         "commit": git_commit(),
+        "training_commits": ckpt.get("commits", []),
         "checkpoint": f"{folder.name}/{last.name}",
         "steps": int(ckpt["step"]),
         "hours": float(hist[-1].get("hours", 0.0)) if hist else 0.0,

@@ -114,10 +114,13 @@ def test_data_packages_pinned_alike():
 
 def test_makefile_targets():
     makefile = (ROOT / "Makefile").read_text()
-    for target in ["install", "data", "test", "reproduce", "bench", "lint", "clean", "distclean"]:
+    for target in ["install", "data", "photos", "browser", "test", "reproduce", "bench", "lab", "lint", "clean",
+                   "distclean"]:  # fmt: skip
         assert re.search(rf"^{target}:", makefile, re.M), target
     assert re.search(r"^\.DEFAULT_GOAL := install$", makefile, re.M)
-    assert re.search(r"^test: install\n\t\$\(TEST_PREFIX\) \$\(PY\) -m pytest \$\(PYTEST_ARGS\)$", makefile, re.M)
+    assert re.search(
+        r"^test: install browser\n\t\$\(TEST_PREFIX\) \$\(PY\) -m pytest \$\(PYTEST_ARGS\)$", makefile, re.M
+    )
     assert re.search(r"^\$\(STAMP\): pyproject.toml constraints.txt", makefile, re.M)
 
 
