@@ -46,10 +46,17 @@ def _train_tasks(args: argparse.Namespace) -> None:
     which = ["classifier", "segmenter"] if args.which == "both" else [args.which]
     for w in which:
         torch.set_num_threads(args.threads) if args.threads else None
-        base = tasks.CLASSIFIER_TRAIN if w == "classifier" else tasks.SEGMENTER_TRAIN
+        base = {"classifier": tasks.CLASSIFIER_TRAIN, "segmenter": tasks.SEGMENTER_TRAIN,
+                "item-classifier": tasks.ITEM_CLASSIFIER_TRAIN}[w]  # fmt: skip
         cfg = dataclasses.replace(base.with_steps(args.steps) if args.steps else base, seed=args.seed)
         t0 = time.time()
-        if w == "classifier":
+        if w == "item-classifier":
+            from dmh.data import fashion_items_split
+
+            task, hist = tasks.train_fashion_item_classifier(cfg)
+            x, y = fashion_items_split("test")
+            metrics = {"top1": evaluate_task(task, x, y)["top1"], "val_top1": hist[-1]["val_top1"]}
+        elif w == "classifier":
             task, hist = tasks.train_fashion_classifier(cfg)
             x, y = load_fashion_mnist("test")
             metrics = {"top1": evaluate_task(task, x, y)["top1"], "val_top1": hist[-1]["val_top1"]}
@@ -270,7 +277,12 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("train-tasks", help="train the frozen task networks A and B on clean data, keep their weights")
-    p.add_argument("--which", choices=["classifier", "segmenter", "both"], default="both")
+    p.add_argument(
+        "--which",
+        choices=["classifier", "segmenter", "item-classifier", "both"],
+        default="both",
+        help="both = classifier and segmenter; item-classifier = A on B's image domain (issue 13)",
+    )
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "data" / "pretrained"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=0, help="train this many steps, lr milestones stretched (0: default)")

@@ -40,6 +40,8 @@ __all__ = [
     "FASHION_VAL",
     "fashion_split",
     "SceneSampler",
+    "ItemSampler",
+    "fashion_items_split",
     "fashion_scenes_test",
     "load_imagenet20",
     "imagenet_categories",
@@ -356,6 +358,28 @@ class SceneSampler:
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         g = generator if generator is not None else torch.Generator().manual_seed(0)
         return make_scenes(n, self.items, self.labels, g, self.size)
+
+
+class ItemSampler:
+    """Endless single-item canvases (`make_item_canvases`) from one part of Fashion-MNIST ("train", "val", "test"):
+    `sample(n, generator)` -> (images (n, 1, size, size), labels (n,))."""
+
+    def __init__(self, part: str = "train", size: int = ITEM_CANVAS, root: str | os.PathLike | None = None) -> None:
+        self.items, self.labels = fashion_split(part, root)
+        self.size = size
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        g = generator if generator is not None else torch.Generator().manual_seed(0)
+        idx = torch.randint(len(self.items), (n,), generator=g)
+        return make_item_canvases(self.items[idx], g, self.size), self.labels[idx]
+
+
+@functools.lru_cache(maxsize=2)
+def fashion_items_split(part: str, seed: int = 20180714) -> tuple[Tensor, Tensor]:
+    """Every item of a part ("val": 5,000, "test": 10,000) on its own seeded canvas: the fixed evaluation set of the
+    one-domain classifier (issue 13)."""
+    items, labels = fashion_split(part)
+    return make_item_canvases(items, torch.Generator().manual_seed(seed)), labels
 
 
 @functools.lru_cache(maxsize=2)

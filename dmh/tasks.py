@@ -31,6 +31,8 @@ __all__ = [
     "LargeFOV",
     "fashion_classifier",
     "fashion_segmenter",
+    "fashion_item_classifier",
+    "train_fashion_item_classifier",
     "efficientnet_lite0",
     "read_manifest",
     "verify_pretrained",
@@ -204,6 +206,21 @@ def fashion_classifier(*, weights: str | os.PathLike | None = None, frozen: bool
     return freeze(task) if frozen else task
 
 
+def fashion_item_classifier(*, weights: str | os.PathLike | None = None, frozen: bool = True) -> TaskNet:
+    """Classifier A on one image domain with B (issue 13): `FashionVGG` on 32 x 32 single-item canvases with the
+    scenes' textured backgrounds (`dmh.data.make_item_canvases`); (N, 1, H, W) grey in [0, 1] -> (N, 10) logits.
+
+    Args: as `fashion_classifier` (kept weights: "pretrained", name "fashion_item_classifier").
+    """
+    task = TaskNet(
+        FashionVGG(), kind="classification", num_classes=10, in_channels=1, mean=FASHION_MEAN, std=FASHION_STD,
+        name="fashion_item_classifier", frozen=False,
+    )  # fmt: skip
+    if weights is not None:
+        load_weights(task, _weights_path("fashion_item_classifier", weights))
+    return freeze(task) if frozen else task
+
+
 def fashion_segmenter(*, weights: str | os.PathLike | None = None, frozen: bool = True) -> TaskNet:
     """Segmenter B (`LargeFOV`) behind `TaskNet`: (N, 1, H, W) grey scenes in [0, 1] -> (N, 11, H, W) logits.
 
@@ -283,6 +300,38 @@ def train_fashion_classifier(
 
     history = train(task, step, cfg, ckpt_dir=ckpt_dir, resume=resume, desc="classifier A")
     freeze(task)
+    with torch.inference_mode():
+        history[-1]["val_top1"] = float((task.predict(xv) == yv).float().mean())
+    return task, history
+
+
+#: The one-domain classifier's schedule: A's, on canvases drawn anew every step (no epochs to overfit).
+ITEM_CLASSIFIER_TRAIN = CLASSIFIER_TRAIN
+
+
+def train_fashion_item_classifier(
+    cfg: TrainConfig = ITEM_CLASSIFIER_TRAIN,
+    *,
+    batch_size: int = 128,
+    ckpt_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    root: str | os.PathLike | None = None,
+) -> tuple[TaskNet, list[dict[str, float]]]:
+    """Train the one-domain classifier on clean canvases of the "train" items (new backgrounds and offsets every
+    step, horizontal flips), cross-entropy; the last history row has the top-1 on `fashion_items_split("val")`."""
+    from dmh.data import ItemSampler, fashion_items_split
+
+    sampler = ItemSampler("train", root=root)
+    torch.manual_seed(cfg.seed)
+    task = fashion_item_classifier(frozen=False)
+
+    def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        x, y = sampler.sample(batch_size, g)
+        return F.cross_entropy(model(_shift_flip(x, g, pad=0)), y), {}
+
+    history = train(task, step, cfg, ckpt_dir=ckpt_dir, resume=resume, desc="classifier A (one domain)")
+    freeze(task)
+    xv, yv = fashion_items_split("val")
     with torch.inference_mode():
         history[-1]["val_top1"] = float((task.predict(xv) == yv).float().mean())
     return task, history
