@@ -316,9 +316,11 @@ def train_fashion_item_classifier(
     ckpt_dir: str | os.PathLike | None = None,
     resume: bool = False,
     root: str | os.PathLike | None = None,
+    val_items: int | None = None,
 ) -> tuple[TaskNet, list[dict[str, float]]]:
     """Train the one-domain classifier on clean canvases of the "train" items (new backgrounds and offsets every
-    step, horizontal flips), cross-entropy; the last history row has the top-1 on `fashion_items_split("val")`."""
+    step, horizontal flips), cross-entropy; the last history row has the top-1 on the first `val_items` (default
+    all 5,000) of `fashion_items_split("val")`."""
     from dmh.data import ItemSampler, fashion_items_split
 
     sampler = ItemSampler("train", root=root)
@@ -331,7 +333,7 @@ def train_fashion_item_classifier(
 
     history = train(task, step, cfg, ckpt_dir=ckpt_dir, resume=resume, desc="classifier A (one domain)")
     freeze(task)
-    xv, yv = fashion_items_split("val")
+    xv, yv = (t[:val_items] for t in fashion_items_split("val"))
     with torch.inference_mode():
         history[-1]["val_top1"] = float((task.predict(xv) == yv).float().mean())
     return task, history

@@ -120,6 +120,21 @@ def test_training_functions_are_reproducible_and_return_frozen_nets():
     assert all(not p.requires_grad for p in b.parameters()) and 0 <= hb[-1]["val_miou"] <= 1
 
 
+def test_one_domain_classifier_trains_reproducibly_on_item_canvases():
+    from dmh.data import ItemSampler
+
+    x1, y1 = ItemSampler("val").sample(6, torch.Generator().manual_seed(3))
+    x2, y2 = ItemSampler("val").sample(6, torch.Generator().manual_seed(3))
+    assert x1.shape == (6, 1, 32, 32) and torch.equal(x1, x2) and torch.equal(y1, y2)
+    a = tasks.fashion_item_classifier()
+    assert a(x1).shape == (6, 10) and all(not p.requires_grad for p in a.parameters())
+    cfg = dataclasses.replace(TINY, max_steps=2)
+    t1, h1 = tasks.train_fashion_item_classifier(cfg, batch_size=4, val_items=50)
+    t2, _ = tasks.train_fashion_item_classifier(cfg, batch_size=4, val_items=50)
+    assert all(torch.equal(p, q) for p, q in zip(t1.state_dict().values(), t2.state_dict().values()))
+    assert not t1.training and 0 <= h1[-1]["val_top1"] <= 1
+
+
 def test_shift_flip_keeps_pixels():
     x = torch.rand(16, 1, 28, 28)
     y = tasks._shift_flip(x, torch.Generator().manual_seed(0))
