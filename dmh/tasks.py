@@ -190,6 +190,17 @@ def _weights_path(name: str, weights: str | os.PathLike) -> Path:
     return verify_pretrained(name) if str(weights) == "pretrained" else Path(weights)
 
 
+def _build(net: nn.Module, kind: str, num_classes: int, name: str, weights: str | os.PathLike | None,
+           frozen: bool) -> TaskNet:  # fmt: skip
+    """The cpu-scale task networks' builder: grey [0, 1] input normalised with Fashion-MNIST's mean / std, kept
+    weights loaded and sha256-checked ("pretrained") or read from a checkpoint path, then frozen."""
+    task = TaskNet(net, kind=kind, num_classes=num_classes, in_channels=1, mean=FASHION_MEAN, std=FASHION_STD,
+                   name=name, frozen=False)  # fmt: skip
+    if weights is not None:
+        load_weights(task, _weights_path(name, weights))
+    return freeze(task) if frozen else task
+
+
 def fashion_classifier(*, weights: str | os.PathLike | None = None, frozen: bool = True) -> TaskNet:
     """Classifier A (`FashionVGG`) behind `TaskNet`: (N, 1, H, W) grey in [0, 1] -> (N, 10) logits.
 
@@ -197,13 +208,7 @@ def fashion_classifier(*, weights: str | os.PathLike | None = None, frozen: bool
         weights: None (random init), "pretrained" (data/pretrained/, sha256-checked) or a checkpoint path.
         frozen: freeze (the default; False only to train it).
     """
-    task = TaskNet(
-        FashionVGG(), kind="classification", num_classes=10, in_channels=1, mean=FASHION_MEAN, std=FASHION_STD,
-        name="fashion_classifier", frozen=False,
-    )  # fmt: skip
-    if weights is not None:
-        load_weights(task, _weights_path("fashion_classifier", weights))
-    return freeze(task) if frozen else task
+    return _build(FashionVGG(), "classification", 10, "fashion_classifier", weights, frozen)
 
 
 def fashion_item_classifier(*, weights: str | os.PathLike | None = None, frozen: bool = True) -> TaskNet:
@@ -212,13 +217,7 @@ def fashion_item_classifier(*, weights: str | os.PathLike | None = None, frozen:
 
     Args: as `fashion_classifier` (kept weights: "pretrained", name "fashion_item_classifier").
     """
-    task = TaskNet(
-        FashionVGG(), kind="classification", num_classes=10, in_channels=1, mean=FASHION_MEAN, std=FASHION_STD,
-        name="fashion_item_classifier", frozen=False,
-    )  # fmt: skip
-    if weights is not None:
-        load_weights(task, _weights_path("fashion_item_classifier", weights))
-    return freeze(task) if frozen else task
+    return _build(FashionVGG(), "classification", 10, "fashion_item_classifier", weights, frozen)
 
 
 def fashion_segmenter(*, weights: str | os.PathLike | None = None, frozen: bool = True) -> TaskNet:
@@ -226,13 +225,7 @@ def fashion_segmenter(*, weights: str | os.PathLike | None = None, frozen: bool 
 
     Args: as `fashion_classifier`.
     """
-    task = TaskNet(
-        LargeFOV(), kind="segmentation", num_classes=len(SCENE_CLASSES), in_channels=1, mean=FASHION_MEAN,
-        std=FASHION_STD, name="fashion_segmenter", frozen=False,
-    )  # fmt: skip
-    if weights is not None:
-        load_weights(task, _weights_path("fashion_segmenter", weights))
-    return freeze(task) if frozen else task
+    return _build(LargeFOV(), "segmentation", len(SCENE_CLASSES), "fashion_segmenter", weights, frozen)
 
 
 def efficientnet_lite0(*, weights: str | None = "imagenet", size: int = 224) -> TaskNet:
