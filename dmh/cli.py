@@ -80,19 +80,26 @@ def _train_tasks(args: argparse.Namespace) -> None:
         print(f"{task.name}: {json.dumps(metrics)} in {seconds / 60:.1f} min -> {path}")
 
 
-def _train_denoiser(args: argparse.Namespace) -> None:
+def _recipe_and_run(args: argparse.Namespace, folder: str | None) -> tuple:
+    """The recipe named by --weights (its width overridden by --width) and its run folder (default: run_dir)."""
     import dataclasses
 
-    import torch
+    from dmh.denoisers import RECIPES, run_dir
 
-    from dmh.denoisers import RECIPES, run_dir, train_denoiser
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     recipe = RECIPES[args.weights]
     if args.width is not None:
         recipe = dataclasses.replace(recipe, width=args.width)
-    folder = Path(args.out) if args.out else run_dir(recipe)
+    return recipe, Path(folder) if folder else run_dir(recipe)
+
+
+def _train_denoiser(args: argparse.Namespace) -> None:
+    import torch
+
+    from dmh.denoisers import train_denoiser
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe, folder = _recipe_and_run(args, args.out)
     t0 = time.time()
     _, hist = train_denoiser(recipe, steps=args.steps, hours=args.hours, folder=folder,
                              init=Path(args.init) if args.init else None)  # fmt: skip
@@ -102,14 +109,9 @@ def _train_denoiser(args: argparse.Namespace) -> None:
 
 
 def _release_denoiser(args: argparse.Namespace) -> None:
-    import dataclasses
+    from dmh.denoisers import release
 
-    from dmh.denoisers import RECIPES, release, run_dir
-
-    recipe = RECIPES[args.weights]
-    if args.width is not None:
-        recipe = dataclasses.replace(recipe, width=args.width)
-    folder = Path(args.run) if args.run else run_dir(recipe)
+    recipe, folder = _recipe_and_run(args, args.run)
     path = release(recipe, folder=folder, command=args.command or "", note=args.note)
     print(f"released {recipe.name} from {folder} -> {path}")
     if args.readme:

@@ -226,3 +226,19 @@ def test_readme_table_of_released_denoisers_comes_from_the_manifest(released, tm
     meta = weights_meta("colour-blind")
     assert "old" not in text and f"| colour-blind | 0.125 | 8 | {meta['hours']:.2f} | 25 |" in text
     assert f"{meta['metrics']['val']['25']:.2f} | 28.00 | 28.00 | {meta['sha256'][:12]} |" in text
+
+
+def test_train_and_release_from_the_command_line(tmp_path, monkeypatch, capsys):
+    g = torch.Generator().manual_seed(6)
+    imgs = {f"p{k}": torch.rand(3, 64, 72, generator=g) for k in range(2)}
+    monkeypatch.setattr(photos, "training_photos", lambda split, folder=None: imgs)
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "pre")
+    fake = {k: {"15": 30.0, "25": 28.0, "50": 25.0} for k in ("test_crop384", "test_full")}
+    monkeypatch.setattr(denoisers, "psnr_on_test_photos", lambda net: fake)
+    run = tmp_path / "run"
+    dmh_main(["train-denoiser", "--width", "0.125", "--steps", "2", "--out", str(run), "--threads", "1"])
+    assert "step 2" in capsys.readouterr().out and (run / "step_0000002.pt").is_file()
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- released:start -->\n<!-- released:end -->\n")
+    dmh_main(["release-denoiser", "--width", "0.125", "--run", str(run), "--readme", str(readme), "--command", "x"])
+    assert weights_meta("colour-blind")["steps"] == 2 and "| colour-blind | 0.125 | 2 |" in readme.read_text()
