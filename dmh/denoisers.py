@@ -83,8 +83,21 @@ class Recipe:
         return json.loads(json.dumps(d))
 
 
+_BLIND = Recipe("colour-blind")
+#: The released models. Per-sigma: fine-tuned from the released blind model (same width) at a tenth of its learning
+#: rate, on noise of that sigma only (the paper trains one model per sigma).
 RECIPES: dict[str, Recipe] = {
-    "colour-blind": Recipe("colour-blind"),
+    "colour-blind": _BLIND,
+    **{
+        f"colour-s{s}": Recipe(
+            f"colour-s{s}",
+            width=_BLIND.width,
+            sigma=float(s),
+            init="colour-blind",
+            train=dataclasses.replace(_BLIND.train, lr=_BLIND.train.lr / 10, max_steps=20_000),
+        )  # fmt: skip
+        for s in (15, 25, 50)
+    },
 }
 
 
@@ -156,21 +169,27 @@ def train_denoiser(
     until `hours` more wall-clock hours have passed (checked at each history row), whichever comes first.
 
     Args:
-        init: weights that start a fresh run (a checkpoint path; required when `recipe.init` is set).
+        init: weights that start a fresh run (a checkpoint path; default for a recipe with `init`: that released
+            model's weights, sha256-checked).
 
     Returns the network (eval mode) and the history; rows with VAL scores carry "val_psnr_<sigma>" and every row
     "hours" (cumulative wall-clock hours of this run, across resumptions).
     """
     folder = Path(folder) if folder is not None else run_dir(recipe)
-    cfg = dataclasses.replace(recipe.train, max_steps=steps or recipe.train.max_steps, progress=progress)
+    cfg = dataclasses.replace(
+        recipe.train, max_steps=recipe.train.max_steps if steps is None else steps, progress=progress
+    )
     torch.manual_seed(cfg.seed)
     net = DenoiseNet(3, recipe.width)
     last = last_checkpoint(folder)
-    if last is None and recipe.init is not None:
-        if init is None:
-            raise ValueError(f"{recipe.name} starts from {recipe.init}'s weights: pass init=<checkpoint>")
+    if last is None and (init is not None or recipe.init is not None):
         from dmh.checkpoint import load_weights
+        from dmh.nets import weights_meta
+        from dmh.pretrained import verify_pretrained
 
+        if init is None:
+            weights_meta(recipe.init)  # says how to release it when it is not
+            init = verify_pretrained(recipe.init)
         load_weights(net, init)
     from dmh.cli import git_commit
 

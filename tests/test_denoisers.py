@@ -242,3 +242,16 @@ def test_train_and_release_from_the_command_line(tmp_path, monkeypatch, capsys):
     readme.write_text("<!-- released:start -->\n<!-- released:end -->\n")
     dmh_main(["release-denoiser", "--width", "0.125", "--run", str(run), "--readme", str(readme), "--command", "x"])
     assert weights_meta("colour-blind")["steps"] == 2 and "| colour-blind | 0.125 | 2 |" in readme.read_text()
+
+
+def test_per_sigma_recipes_fine_tune_from_the_released_blind_model(released, tmp_path, tiny_photos):
+    import dataclasses
+
+    r = denoisers.RECIPES["colour-s25"]
+    assert r.sigma == 25.0 and r.init == "colour-blind" and r.width == denoisers.RECIPES["colour-blind"].width
+    tiny = dataclasses.replace(TINY, name="colour-s25", sigma=25.0, init="colour-blind")
+    net, hist = denoisers.train_denoiser(tiny, steps=2, folder=tmp_path / "s25", progress=False)
+    start = denoisenet(weights="colour-blind")
+    assert hist[-1]["step"] == 2 and not torch.equal(net.last.weight, start.last.weight)
+    net0, _ = denoisers.train_denoiser(tiny, steps=0, folder=tmp_path / "s25_zero", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(net0.state_dict().values(), start.state_dict().values()))
