@@ -205,6 +205,9 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
             parts.append("CBM3D subset (every row on the same images):\n\n" + task_table_md(folder / name, subset=True))
         if fig and (folder / fig).is_file():
             parts.append(f"![{title}]({fig})")
+        if name == "table1.json" and (folder / "01_released_val.png").is_file():
+            parts.append("The released denoisers' VAL PSNR against hours of training:\n\n"
+                         "![released denoisers' training](01_released_val.png)")  # fmt: skip
         if name == "ablation.json" and (folder / "table2.json").is_file() and (folder / "table3.json").is_file():
             cross = cross_task_md(folder / "table2.json", folder / "table3.json")
             parts.append("## 06 Cross-task transfer (mean over sigma)\n\n" + cross)
