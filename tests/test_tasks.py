@@ -10,7 +10,7 @@ import torch
 
 from dmh import tasks
 from dmh.cascade import Cascade
-from dmh.data import fashion_scenes_test, load_fashion_mnist, load_imagenet20
+from dmh.data import fashion_items_split, fashion_scenes_test, load_fashion_mnist, load_imagenet20
 from dmh.evaluate import evaluate_task, noise_degradation
 from dmh.losses import JointLoss
 from dmh.nets import DenoiseNet
@@ -75,15 +75,23 @@ def test_kept_weights_load_and_meet_targets():
     miou = evaluate_task(b, si, sl, batch_size=50)["miou"]
     assert miou >= 0.75
     assert miou == pytest.approx(manifest["fashion_segmenter"]["metrics"]["miou"], abs=1e-6)
-    for name in ("fashion_classifier", "fashion_segmenter"):
+    a2 = tasks.fashion_item_classifier(weights="pretrained")
+    xi, yi = fashion_items_split("test")
+    top1_items = evaluate_task(a2, xi, yi)["top1"]
+    assert top1_items >= 0.90  # issue 13: clean top-1 on the test items on textured canvases
+    assert top1_items == pytest.approx(manifest["fashion_item_classifier"]["metrics"]["top1"], abs=1e-6)
+    for name in ("fashion_classifier", "fashion_segmenter", "fashion_item_classifier"):
         entry = manifest[name]
         assert {"command", "commit", "seed", "sha256", "metrics", "train_seconds"} <= set(entry)
 
 
 def test_kept_weights_were_trained_with_the_default_schedule():
-    """`dmh train-tasks --which classifier|segmenter --threads 1` (no --steps) retrains the kept weights' schedule."""
+    """`dmh train-tasks --which classifier|segmenter|item-classifier --threads 1` (no --steps) retrains the kept
+    weights' schedule."""
     manifest = tasks.read_manifest()
-    for name, cfg in (("fashion_classifier", tasks.CLASSIFIER_TRAIN), ("fashion_segmenter", tasks.SEGMENTER_TRAIN)):
+    kept = (("fashion_classifier", tasks.CLASSIFIER_TRAIN), ("fashion_segmenter", tasks.SEGMENTER_TRAIN),
+            ("fashion_item_classifier", tasks.ITEM_CLASSIFIER_TRAIN))  # fmt: skip
+    for name, cfg in kept:
         assert manifest[name]["config"] == json.loads(json.dumps(dataclasses.asdict(cfg))), name
         assert manifest[name]["seed"] == cfg.seed == 0 and manifest[name]["threads"] == 1
 
