@@ -485,6 +485,11 @@ def imagenet20_at(size: int) -> tuple[Tensor, Tensor]:
     return x.clamp(0, 1), labels
 
 
+#: The kept task networks the notebooks use (`task_nets`); the manifest also holds the released denoisers and the
+#: one-domain classifier of issue 13, which the study does not use yet.
+STUDY_TASK_NETWORKS = ("fashion_classifier", "fashion_segmenter")
+
+
 def pretrained_summary() -> dict[str, dict[str, Any]]:
     """How the kept A and B weights were trained, from data/pretrained/manifest.json: metrics (clean test and
     val), steps, minutes, threads, the commit and the weights' sha256 (so a result file names the weights it used)."""
@@ -496,6 +501,7 @@ def pretrained_summary() -> dict[str, dict[str, Any]]:
             "threads": e.get("threads"), "commit": e["commit"], "sha256": e["sha256"], "command": e["command"],
         }
         for name, e in read_manifest().items()
+        if name in STUDY_TASK_NETWORKS
     }  # fmt: skip
 
 
