@@ -215,7 +215,7 @@ def train_denoiser(
         return hours is not None and (time.time() - t0) / 3600 >= hours
 
     hist = train(net, _step_fn(recipe), cfg, ckpt_dir=folder, resume=True, callbacks=[on_row],
-                 desc=recipe.name, extra={"recipe": recipe.asdict(), "commits": commits})  # fmt: skip
+                 desc=recipe.name, extra={"recipe": recipe.asdict(), "commits": commits, "threads": torch.get_num_threads()})  # fmt: skip
     return net.eval(), hist
 
 
@@ -284,7 +284,7 @@ def release(
         "checkpoint": f"{folder.name}/{last.name}",
         "steps": int(ckpt["step"]),
         "hours": float(hist[-1].get("hours", 0.0)) if hist else 0.0,
-        "threads": torch.get_num_threads(),
+        "threads": ckpt.get("threads"),  # of the training (the last session's), not of this release
         "torch": torch.__version__,
         "data": {
             "listing": "dmh/photos.json",
