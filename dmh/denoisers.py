@@ -214,8 +214,9 @@ def train_denoiser(
                   + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k.startswith("val_")), flush=True)  # fmt: skip
         return hours is not None and (time.time() - t0) / 3600 >= hours
 
-    hist = train(net, _step_fn(recipe), cfg, ckpt_dir=folder, resume=True, callbacks=[on_row],
-                 desc=recipe.name, extra={"recipe": recipe.asdict(), "commits": commits, "threads": torch.get_num_threads()})  # fmt: skip
+    extra = {"recipe": recipe.asdict(), "commits": commits, "threads": torch.get_num_threads()}
+    hist = train(net, _step_fn(recipe), cfg, ckpt_dir=folder, resume=True, callbacks=[on_row], desc=recipe.name,
+                 extra=extra)  # fmt: skip
     return net.eval(), hist
 
 
