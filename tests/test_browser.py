@@ -108,9 +108,12 @@ def browser(tmp_path):
 
 
 def _wait(driver, what, timeout: float = WAIT):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.25).until(lambda d: what(d))
+    # Widgets re-render on every update: an element read a moment ago may be gone; look again.
+    wait = WebDriverWait(driver, timeout, poll_frequency=0.25, ignored_exceptions=[StaleElementReferenceException])
+    return wait.until(lambda d: what(d))
 
 
 def _menu(driver, top: str, item: str) -> None:
@@ -175,13 +178,15 @@ def test_explorer_renders_and_reacts_in_a_real_browser(lab, browser):
     assert len(selects) == 2
     lam = Select(selects[0])
     assert len(lam.options) >= 2
+    lam_label = lam.options[1].text
     lam.select_by_index(1)
     third = _wait(browser, lambda d: (t := psnr_text(d)) and t != second and t, timeout=15)
-    assert lam.options[1].text in third
+    assert lam_label in third
     task = Select(browser.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[1])
+    task_label = task.options[1].text
     task.select_by_index(1)
     fourth = _wait(browser, lambda d: (t := psnr_text(d)) and t != third and t, timeout=15)
-    assert fourth.split(" #")[0] == task.options[1].text
+    assert fourth.split(" #")[0] == task_label
     _wait(browser, lambda d: image(d).get_attribute("src") not in (src0, src1), timeout=15)
 
     browser.execute_script("arguments[0].scrollIntoView();", browser.find_element(By.CSS_SELECTOR, ".dmh-psnr"))
