@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -111,6 +112,10 @@ def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
     return d
 
 
+def _past(milestones: Sequence[int], step: int) -> list[int]:
+    return [m for m in milestones if m <= step]
+
+
 def _prune(folder: Path, keep: int) -> None:
     """Delete all but the `keep` checkpoints of highest step (by number: names past 10^7 steps grow a digit)."""
     ckpts = sorted((p for p in folder.glob("step_*.pt") if step_of(p) is not None), key=step_of)
@@ -140,7 +145,7 @@ def train(
             parameter with requires_grad.
         ckpt_dir: folder for `step_*.pt` checkpoints (model, optimizer, scheduler, RNG states, config, history).
         resume: continue from the last checkpoint in `ckpt_dir` if there is one (its config must match `cfg` except
-            for max_steps, ckpt_every, keep_last, log_every and progress).
+            for max_steps, ckpt_every, keep_last, log_every, progress, and milestones later than its step).
         callbacks: called as cb(step, model, row) after each history row; they may add entries to `row` (kept in
             the history). A callback returning True stops the run after this step (with a checkpoint when `ckpt_dir`
             is set), e.g. at a time budget; a later call with `resume=True` goes on from there.
@@ -167,8 +172,13 @@ def train(
 
     if resume and folder is not None and (last := last_checkpoint(folder)) is not None:
         ckpt = load_checkpoint(last)
+        at = int(ckpt["step"])
         old = {k: v for k, v in ckpt.get("config", {}).items() if k not in _RESUMABLE}
         new = {k: v for k, v in _config_dict(cfg).items() if k not in _RESUMABLE}
+        # Milestones after the checkpoint's step may be added or moved: the schedule so far stays the same. (A run
+        # trained at one rate until its validation curve flattens, then lowered: `dmh.denoisers`.)
+        if _past(old.get("milestones", []), at) == _past(new["milestones"], at):
+            old["milestones"] = new["milestones"]
         if old != new:
             diff = {k: (old.get(k), new.get(k)) for k in set(old) | set(new) if old.get(k) != new.get(k)}
             raise ValueError(f"cannot resume from {last}: config differs (checkpoint, now): {diff}")
@@ -177,9 +187,10 @@ def train(
         getattr(model, "module", model).load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        sched.milestones = Counter(cfg.milestones)  # the state dict holds the checkpoint's (checked equal so far)
         gen.set_state(ckpt["rng"]["generator"])
         torch.set_rng_state(ckpt["rng"]["torch"])
-        step, history = int(ckpt["step"]), list(ckpt.get("history", []))
+        step, history = at, list(ckpt.get("history", []))
         seconds0 = float(ckpt.get("seconds", 0.0))
 
     def save(at: int) -> None:

@@ -92,6 +92,23 @@ def test_crash_and_resume_is_bit_identical(make_denoiser, tmp_path):
     assert weights_equal(resumed, full)
 
 
+def test_resume_may_add_a_later_milestone_not_change_an_earlier_one(make_denoiser, tmp_path):
+    """Lowering the rate once the curve is flat: a milestone after the checkpoint's step is accepted on resume and
+    the run ends as one planned with it from the start; moving a milestone already passed is refused."""
+    planned = dataclasses.replace(CFG, ckpt_every=3, milestones=(4,), gamma=0.5)
+    full = make_denoiser(seed=0)
+    h_full = train(full, denoise_step, planned, ckpt_dir=tmp_path / "full")
+    part = make_denoiser(seed=0)
+    train(part, denoise_step, dataclasses.replace(CFG, max_steps=3, gamma=0.5), ckpt_dir=tmp_path / "part")
+    resumed = make_denoiser(seed=7)
+    h_res = train(resumed, denoise_step, planned, ckpt_dir=tmp_path / "part", resume=True)
+    assert weights_equal(resumed, full) and h_res == h_full
+    assert [r["lr"] for r in h_res] == pytest.approx([1e-2] * 3 + [5e-3] * 3)
+    with pytest.raises(ValueError, match=r"cannot resume.*'milestones'"):
+        train(make_denoiser(), denoise_step, dataclasses.replace(planned, max_steps=8, milestones=(2,)),
+              ckpt_dir=tmp_path / "part", resume=True)  # fmt: skip
+
+
 def test_resume_without_checkpoint_starts_fresh(make_denoiser, tmp_path):
     a, b = make_denoiser(seed=0), make_denoiser(seed=0)
     train(a, denoise_step, dataclasses.replace(CFG, max_steps=2))
