@@ -51,6 +51,7 @@ __all__ = [
     "cbm3d_mosaic",
     "load_trained",
     "load_colour_denoiser",
+    "load_colour_base",
     "load_grey_denoiser",
     "load_finetuned",
     "task_noise_table",
@@ -397,6 +398,16 @@ def load_colour_denoiser(p: Preset, out: Path) -> DenoiseNet:
     """The colour denoiser of 01 (trained alone)."""
     return load_trained(DenoiseNet(3, p.colour_width), out / "ckpt" / "colour_separate", p.colour_steps,
                         "01_denoiser.ipynb")  # fmt: skip
+
+
+def load_colour_base(p: Preset, out: Path) -> tuple[DenoiseNet, str]:
+    """The colour denoiser that 07 fine-tunes, with its row label: the released model `p.colour_base` (sha256-checked,
+    `dmh.nets.denoisenet`), or with `colour_base="01"` the short training of notebook 01."""
+    if p.colour_base == "01":
+        return load_colour_denoiser(p, out), f"01 ({p.colour_steps:,} steps)"
+    from dmh.nets import denoisenet
+
+    return denoisenet(weights=p.colour_base).eval(), f"released {p.colour_base}"
 
 
 def load_grey_denoiser(p: Preset, out: Path) -> DenoiseNet:

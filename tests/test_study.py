@@ -110,6 +110,18 @@ def test_load_trained_names_the_missing_notebook(tmp_path):
         study.load_trained(DenoiseNet(1, 0.125), tmp_path / "none", 4, "03_joint_classification.ipynb")
 
 
+def test_colour_base_is_the_released_model_or_notebook_01(tmp_path):
+    from dmh.nets import denoisenet
+
+    net, label = study.load_colour_base(get_preset("smoke"), tmp_path)
+    assert label == "released colour-blind"
+    assert fingerprint(net) == fingerprint(denoisenet(weights="colour-blind"))
+    with pytest.raises(FileNotFoundError, match="01_denoiser"):  # 01 has not run in tmp_path
+        study.load_colour_base(get_preset("smoke", colour_base="01"), tmp_path)
+    with pytest.raises(ValueError, match="colour_base must be"):
+        get_preset("cpu", colour_base="colour-s99")
+
+
 def test_cbm3d_mosaic_denoises_each_image_in_place():
     g = torch.Generator().manual_seed(0)
     clean = torch.zeros(5, 1, 28, 28)
