@@ -16,6 +16,13 @@ first session (2026-12-02). Rule, written before the end-of-session numbers: com
 15 / 25 / 50 at equal wall-clock hours (the slower run's last VAL point against the other run's curve interpolated
 at those hours); the width ahead by at least 0.05 dB is kept and trained on in later sessions; closer than that, the
 paper's width 1.0. The outcome is in `RECIPES` and in the note of issue 12.
+
+The grey base of the cpu-scale study (issue 13, recipe "grey-blind", `data="fashion"`) is trained the same way on
+the study's one grey domain. Its width, rule written before either run was scored: candidates 0.25 (the cpu preset's
+grey width) and 0.5, each trained on one thread (session 2 onwards, 2026-12-02; not always side by side, since the two
+cores also train the colour models), compared by the mean VAL PSNR over the five sigmas at equal wall-clock hours
+(at least 1.5 h): the one ahead by at least 0.05 dB is kept; closer than that, 0.25, whose fine-tunes (dozens per
+`make reproduce`: lambdas x seeds x tasks) are about 2.5x cheaper (0.16 against 0.42 s a training step, measured).
 """
 
 from __future__ import annotations
@@ -37,11 +44,25 @@ from dmh.nets import DenoiseNet, denoise
 from dmh.noise import add_noise, noise_generator, sample_sigma
 from dmh.train import TrainConfig, train
 
-__all__ = ["Recipe", "RECIPES", "TRAINING_DIR", "run_dir", "val_crops", "val_psnr", "train_denoiser"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "TRAINING_DIR",
+    "run_dir",
+    "val_crops",
+    "val_images",
+    "val_psnr",
+    "train_denoiser",
+    "psnr_on_test_photos",
+    "psnr_on_test_fashion",
+    "release",
+    "denoise_file",
+]
 
 #: Where the resumable training runs live (committed: the next session, maybe on another machine, goes on from them).
 TRAINING_DIR = Path(__file__).resolve().parents[1] / "data" / "training"
 VAL_SIGMAS = (15.0, 25.0, 50.0)
+GREY_SIGMAS = (15.0, 30.0, 45.0, 60.0, 90.0)  # the columns of the study's Tables 2 and 3
 
 
 @dataclass(frozen=True)
@@ -51,6 +72,10 @@ class Recipe:
     Attributes:
         name: the weights name (`dmh.nets.denoisenet(weights=name)`).
         width: DenoiseNet width multiplier (1.0 = the paper's 1.03 M parameters).
+        channels: 3 (colour) or 1 (grey).
+        data: "photos" (colour: TRAIN photographs, VAL photographs) or "fashion" (grey: issue 13's one domain, half
+            Fashion item canvases of the classifier's kind, half crops of segmentation scenes, both made from the
+            "train" items; VAL from the "val" items, see `val_images`).
         sigma: fixed training sigma (0-255 scale) for a per-sigma model; None for a blind one.
         sigma_range: blind training: sigma drawn uniformly per patch from this range.
         patch, batch: training crops (pixels) and crops per step.
@@ -63,6 +88,8 @@ class Recipe:
 
     name: str
     width: float = 1.0
+    channels: int = 3
+    data: str = "photos"
     sigma: float | None = None
     sigma_range: tuple[float, float] = (0.0, 55.0)
     patch: int = 48
@@ -76,6 +103,11 @@ class Recipe:
             max_steps=100_000, lr=1e-3, log_every=100, ckpt_every=500, keep_last=1, channels_last=True, seed=0
         )
     )
+
+    def __post_init__(self) -> None:
+        if (self.channels, self.data) not in ((3, "photos"), (1, "fashion")):
+            raise ValueError(f"a recipe is colour on 'photos' or grey on 'fashion', got {self.channels} channels "
+                             f"on {self.data!r}")  # fmt: skip
 
     def asdict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -121,6 +153,25 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+#: The grey base of the cpu-scale study (issue 13): blind over sigma 0-100 (the tables' sigmas reach 90) on 32 x 32
+#: patches, 64 a step (as many pixels as 32 colour patches of 48 x 48, a third of the channels). Width: chosen like the
+#: colour model's, by the rule in this module's docstring, between the candidates 0.25 (the cpu preset's) and 0.5.
+_GREY = Recipe(
+    "grey-blind",
+    width=0.5,
+    channels=1,
+    data="fashion",
+    sigma_range=(0.0, 100.0),
+    patch=32,
+    batch=64,
+    val_sigmas=GREY_SIGMAS,
+    train=TrainConfig(
+        max_steps=100_000, lr=1e-3, log_every=100, ckpt_every=500, keep_last=1, channels_last=True, seed=0
+    ),
+)
+RECIPES["grey-blind"] = _GREY
+
+
 def run_dir(recipe: Recipe, root: Path = TRAINING_DIR) -> Path:
     """The run's folder: root/<name>-w<width> (e.g. data/training/colour-blind-w0.5)."""
     return root / f"{recipe.name}-w{recipe.width:g}"
@@ -138,34 +189,80 @@ def val_crops(size: int = 256) -> dict[str, Tensor]:
     return out
 
 
+#: The grey VAL set: this many "val" item canvases and scenes (`val_images`).
+GREY_VAL_ITEMS, GREY_VAL_SCENES = 256, 32
+
+
+def val_images(recipe: Recipe) -> dict[str, Tensor]:
+    """What the VAL curve scores: colour, `val_crops(recipe.val_crop)` ((3, h, w) each); grey, two batches made of
+    the held-out "val" items, never trained on: "items" (the first `GREY_VAL_ITEMS` canvases of
+    `fashion_items_split("val")`, 32 x 32) and "scenes" (`GREY_VAL_SCENES` seeded scenes, 96 x 96)."""
+    if recipe.data == "photos":
+        return val_crops(recipe.val_crop)
+    from dmh.data import SceneSampler, fashion_items_split
+
+    items = fashion_items_split("val")[0][:GREY_VAL_ITEMS]
+    scenes = SceneSampler("val").sample(GREY_VAL_SCENES, torch.Generator().manual_seed(20180715))[0]
+    return {"items": items, "scenes": scenes}
+
+
 def _val_noise(clean: Tensor, sigma: float, k: int) -> Tensor:
-    """The fixed noisy version of VAL image number k at `sigma`, the same in every evaluation. Its seeds
+    """The fixed noisy version of VAL image (or batch) number k at `sigma`, the same in every evaluation. Its seeds
     (7,000,000 + 1000 sigma + k) predate `dmh.noise.noise_generator` and stay: the VAL curves of the released models'
     training runs were scored with them."""
-    return add_noise(clean[None], sigma, torch.Generator().manual_seed(7_000_000 + int(sigma) * 1000 + k))
+    batch = clean if clean.dim() == 4 else clean[None]
+    return add_noise(batch, sigma, torch.Generator().manual_seed(7_000_000 + int(sigma) * 1000 + k))
 
 
 def val_psnr(net: nn.Module, images: dict[str, Tensor], sigmas: tuple[float, ...]) -> dict[str, float]:
-    """Mean PSNR (dB, 8-bit) over `images` at each sigma: {"val_psnr_25": ...}; `net` is left in eval mode."""
+    """Mean PSNR (dB, 8-bit) per image over `images` at each sigma: {"val_psnr_25": ...}. A value is one (C, H, W)
+    image or an (N, C, H, W) batch of equal-sized ones (denoised together, each scored alone). `net` is left in
+    eval mode."""
     net.eval()
     res = {}
     for s in sigmas:
-        vals = [psnr(denoise(net, _val_noise(im, s, k), tile=None), im[None]) for k, im in enumerate(images.values())]
+        vals = []
+        for k, im in enumerate(images.values()):
+            clean = im if im.dim() == 4 else im[None]
+            den = denoise(net, _val_noise(im, s, k), tile=None)
+            vals += [psnr(d, c) for d, c in zip(den, clean)]
         res[f"val_psnr_{int(s)}"] = float(sum(vals) / len(vals))
     return res
 
 
-def _step_fn(recipe: Recipe):  # noqa: ANN202
-    from dmh.data import PatchSampler
-    from dmh.losses import JointLoss
-    from dmh.photos import training_photos
+def fashion_patches(n: int, size: int, g: torch.Generator, items: Any, scenes: Any) -> Tensor:
+    """Grey training patches (n, 1, size, size): the first n // 2 item canvases of side `size` (`items`, a
+    `dmh.data.ItemSampler`), the rest random size x size crops of scenes (`scenes`, a `dmh.data.SceneSampler`)."""
+    a, _ = items.sample(n // 2, g)
+    sc, _ = scenes.sample(n - n // 2, g)
+    ij = torch.randint(0, sc.shape[-1] - size + 1, (len(sc), 2), generator=g).tolist()
+    return torch.cat([a, torch.stack([x[:, i : i + size, j : j + size] for x, (i, j) in zip(sc, ij)])])
 
-    sampler = PatchSampler(list(training_photos("train").values()), recipe.patch)
+
+def _step_fn(recipe: Recipe):  # noqa: ANN202
+    from dmh.losses import JointLoss
+
+    if recipe.data == "photos":
+        from dmh.data import PatchSampler
+        from dmh.photos import training_photos
+
+        sampler = PatchSampler(list(training_photos("train").values()), recipe.patch)
+
+        def sample(g: torch.Generator) -> Tensor:
+            return sampler.sample(recipe.batch, g)
+    else:
+        from dmh.data import ItemSampler, SceneSampler
+
+        items, scenes = ItemSampler("train", size=recipe.patch), SceneSampler("train")
+
+        def sample(g: torch.Generator) -> Tensor:
+            return fashion_patches(recipe.batch, recipe.patch, g, items, scenes)
+
     loss_fn = JointLoss(0.0)
     fixed = recipe.sigma
 
     def step(net: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
-        clean = sampler.sample(recipe.batch, g)
+        clean = sample(g)
         sig = (
             torch.full((len(clean),), float(fixed))
             if fixed is not None
@@ -200,7 +297,7 @@ def train_denoiser(
         recipe.train, max_steps=recipe.train.max_steps if steps is None else steps, progress=progress
     )
     torch.manual_seed(cfg.seed)
-    net = DenoiseNet(3, recipe.width)
+    net = DenoiseNet(recipe.channels, recipe.width)
     last = last_checkpoint(folder)
     if last is None and (init is not None or recipe.init is not None):
         from dmh.checkpoint import load_weights
@@ -219,7 +316,7 @@ def train_denoiser(
     # The code of every session that trained this run, oldest first (recorded in each checkpoint and the release).
     commits = list(prev_ckpt.get("commits", []))
     commits += [] if commits and commits[-1] == git_commit() else [git_commit()]
-    crops = val_crops(recipe.val_crop)
+    crops = val_images(recipe)
     t0 = time.time()
 
     def on_row(step: int, model: nn.Module, row: dict[str, float]) -> bool:
@@ -261,6 +358,35 @@ def psnr_on_test_photos(net: nn.Module, sigmas: tuple[float, ...] = VAL_SIGMAS) 
     return out
 
 
+#: The grey TEST set of a release: the first this many test item canvases and test scenes.
+GREY_TEST_ITEMS, GREY_TEST_SCENES = 500, 50
+
+
+def psnr_on_test_fashion(net: nn.Module, sigmas: tuple[float, ...] = GREY_SIGMAS) -> dict[str, dict[str, float]]:
+    """Mean per-image PSNR (dB, 8-bit) of `net` and of CBM3D (`dmh.study.cbm3d_mosaic`) on the same noisy pixels:
+    the first `GREY_TEST_ITEMS` canvases of `fashion_items_split("test")` ("test_items", "cbm3d_items") and the first
+    `GREY_TEST_SCENES` of `fashion_scenes_test()` ("test_scenes", "cbm3d_scenes"), noise from
+    `dmh.noise.noise_generator(0, sigma, k)` (k = 0 items, 1 scenes). CBM3D takes about a minute per sigma."""
+    from dmh.data import fashion_items_split, fashion_scenes_test
+    from dmh.study import cbm3d_mosaic
+
+    net.eval()
+    sets = {
+        "items": fashion_items_split("test")[0][:GREY_TEST_ITEMS],
+        "scenes": fashion_scenes_test()[0][:GREY_TEST_SCENES],
+    }
+    out: dict[str, dict[str, float]] = {}
+    for s in sigmas:
+        for k, (name, clean) in enumerate(sets.items()):
+            noisy = add_noise(clean, s, noise_generator(0, s, k))
+            for key, den in (
+                (f"test_{name}", denoise(net, noisy, tile=None)),
+                (f"cbm3d_{name}", cbm3d_mosaic(noisy, s)),
+            ):
+                out.setdefault(key, {})[f"{int(s)}"] = float(np.mean([psnr(d, c) for d, c in zip(den, clean)]))
+    return out
+
+
 def release(
     recipe: Recipe,
     *,
@@ -271,7 +397,8 @@ def release(
 ) -> Path:
     """Copy the run's newest weights to data/pretrained/<name>.pt with a manifest entry: arch, recipe, command,
     commit (the code when released; each history row's training code is in git's history), steps, hours, threads,
-    torch, data listing, VAL PSNR (full-size VAL photographs) and TEST PSNR (`psnr_on_test_photos`), sha256."""
+    torch, data listing, VAL PSNR (colour: full-size VAL photographs; grey: `val_images`) and TEST PSNR (colour:
+    `psnr_on_test_photos`; grey: `psnr_on_test_fashion`, beside CBM3D), sha256."""
     from dmh.checkpoint import write_json
     from dmh.cli import git_commit
     from dmh.data import PHOTO_SPLIT
@@ -285,12 +412,14 @@ def release(
             f"no checkpoint in {folder}: train it first (`dmh train-denoiser --weights {recipe.name}`)"
         )
     ckpt = load_checkpoint(last)
-    net = DenoiseNet(3, recipe.width)
+    net = DenoiseNet(recipe.channels, recipe.width)
     net.load_state_dict(ckpt["model"])
     net = net.to(memory_format=torch.contiguous_format).eval()
     hist = ckpt.get("history", [])
-    val_full = val_psnr(net, training_photos("val"), recipe.val_sigmas)
-    metrics = {"val": {k.removeprefix("val_psnr_"): v for k, v in val_full.items()}, **psnr_on_test_photos(net)}
+    colour = recipe.data == "photos"
+    val_full = val_psnr(net, training_photos("val") if colour else val_images(recipe), recipe.val_sigmas)
+    test = psnr_on_test_photos(net) if colour else psnr_on_test_fashion(net, recipe.val_sigmas)
+    metrics = {"val": {k.removeprefix("val_psnr_"): v for k, v in val_full.items()}, **test}
     info = {
         "arch": net.arch,
         "recipe": recipe.asdict(),
@@ -309,6 +438,13 @@ def release(
             "listing_sha256": listing_sha256(),
             "train_photos": len(PHOTO_SPLIT["train"]) + sum(e["split"] == "train" for e in listing()),
             "val_photos": sum(e["split"] == "val" for e in listing()),
+        }
+        if colour
+        else {
+            "train": "Fashion-MNIST train split, first 55,000 items (dmh.data.fashion_split): item canvases and scene "
+            "crops (dmh.denoisers.fashion_patches)",
+            "val": f"{GREY_VAL_ITEMS} val item canvases, {GREY_VAL_SCENES} val scenes (dmh.denoisers.val_images)",
+            "test": f"{GREY_TEST_ITEMS} test item canvases, {GREY_TEST_SCENES} test scenes (psnr_on_test_fashion)",
         },  # fmt: skip
         "note": note,
     }
@@ -348,7 +484,8 @@ def denoise_file(
         weights: a released name or a checkpoint path (overrides the choice).
         tile: tile size of `dmh.denoise` (memory stays bounded on large photos).
 
-    Grey images go through the colour model as three equal channels; the three outputs are averaged back to one.
+    Grey images go through a colour model as three equal channels, the three outputs averaged back to one (a grey
+    model, "grey-blind", takes them as they are and refuses colour images).
     An alpha channel is kept as it is. Returns what was done (weights, bits, shape, seconds).
     """
     import warnings
@@ -366,10 +503,13 @@ def denoise_file(
                       stacklevel=2)  # fmt: skip
     arr = read_file(src)
     check_writable(dst, arr.dtype, arr.shape)
+    grey_net = net.in_channels == 1
+    if grey_net and arr.ndim == 3:
+        raise ValueError(f"{src} is a colour image and {name} a grey denoiser: choose a colour one (colour-blind, ...)")
     t0 = time.time()
     bits = 8 * arr.itemsize
     alpha = arr[..., 3:] if arr.ndim == 3 and arr.shape[2] == 4 else None
-    rgb = arr[..., :3] if arr.ndim == 3 else np.repeat(arr[..., None], 3, axis=2)
+    rgb = arr[..., :3] if arr.ndim == 3 else arr[..., None] if grey_net else np.repeat(arr[..., None], 3, axis=2)
     x = torch.from_numpy(rgb.astype(np.float32) / float(2**bits - 1)).permute(2, 0, 1)
     y = denoise(net, x, tile=tile, fast=True, progress=progress)[0].clamp(0, 1)
     if arr.ndim == 2:

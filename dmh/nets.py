@@ -19,7 +19,16 @@ from tqdm.auto import tqdm
 from dmh.images import to_nchw
 from dmh.validate import check_int, check_real
 
-__all__ = ["Bottleneck", "DenoiseNet", "denoisenet", "denoise", "weights_meta", "RELEASED", "RECEPTIVE_RADIUS"]
+__all__ = [
+    "Bottleneck",
+    "DenoiseNet",
+    "denoisenet",
+    "denoise",
+    "weights_meta",
+    "RELEASED",
+    "RELEASED_COLOUR",
+    "RECEPTIVE_RADIUS",
+]
 
 #: Pixels of context on each side that one output pixel depends on (computed for the layout below: 22);
 #: tiles of `denoise` carry at least this margin, which makes tiled and untiled results equal.
@@ -119,8 +128,10 @@ class DenoiseNet(nn.Module):
         return out[..., :h, :w]
 
 
-#: The released colour denoisers (data/pretrained/, trained by `dmh train-denoiser`; `dmh.denoisers.RECIPES`).
-RELEASED = ("colour-blind", "colour-s15", "colour-s25", "colour-s50")
+#: The released denoisers (data/pretrained/, trained by `dmh train-denoiser`; `dmh.denoisers.RECIPES`): colour on
+#: photographs (issue 12), and the grey base of the cpu-scale study on its one Fashion domain (issue 13).
+RELEASED_COLOUR = ("colour-blind", "colour-s15", "colour-s25", "colour-s50")
+RELEASED = (*RELEASED_COLOUR, "grey-blind")
 
 
 def weights_meta(name: str) -> dict[str, Any]:
@@ -148,8 +159,8 @@ def denoisenet(
         in_channels, width: the architecture (default 3 and 1.0; with released weights, taken from the manifest, and
             an explicit value that differs is an error).
         weights: None (random init), a released name (`RELEASED`: "colour-blind", "colour-s15", "colour-s25",
-            "colour-s50"; sha256-checked against data/pretrained/manifest.json, metadata in `weights_meta`), or the
-            path of a checkpoint written by `dmh.train` / `dmh.checkpoint`.
+            "colour-s50", "grey-blind"; sha256-checked against data/pretrained/manifest.json, metadata in
+            `weights_meta`), or the path of a checkpoint written by `dmh.train` / `dmh.checkpoint`.
 
     Returns the network in train mode, as torchvision's builders do: call `.eval()` before inference (`denoise`
     does).

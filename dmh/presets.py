@@ -38,8 +38,8 @@ class Preset:
         ablation_lams, ablation_steps, ablation_sigma: the lambda sweep (05): fine-tunes of `ablation_steps` each,
             evaluated at `ablation_sigma`.
         n_val_cls, n_val_seg: validation items / scenes of the sweep (held-out Fashion-MNIST "val" items).
-        colour_base: the colour denoiser that 07 fine-tunes: a released name (`dmh.nets.RELEASED`, trained for
-            hours, issue 12) or "01" (the short training of notebook 01).
+        colour_base: the colour denoiser that 07 fine-tunes: a released colour name (`dmh.nets.RELEASED_COLOUR`,
+            trained for hours, issue 12) or "01" (the short training of notebook 01).
         eff_crop, eff_batch, eff_steps, eff_lam, eff_sigma_range: the colour denoiser fine-tuned through
             EfficientNet-Lite0 with the label-free target (07).
         imagenet_sigmas, imagenet_draws, imagenet_size: ImageNet-20 evaluation: noise added at `imagenet_size` (the
@@ -164,7 +164,7 @@ def get_preset(name: str, **overrides: Any) -> Preset:
     if bad:
         raise ValueError(f"unknown preset fields {sorted(bad)}")
     base = overrides.get("colour_base", PRESETS[name].colour_base)
-    from dmh.nets import RELEASED
+    from dmh.nets import RELEASED_COLOUR as RELEASED
 
     if base != "01" and base not in RELEASED:
         raise ValueError(f"colour_base must be '01' or a released denoiser {sorted(RELEASED)}, got {base!r}")

@@ -221,15 +221,15 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
 
 
 def released_md(manifest: dict[str, Any] | None = None) -> str:
-    """The released colour denoisers from data/pretrained/manifest.json: PSNR (dB) on the VAL photographs and on the
-    TEST photos (the cpu preset's 384 crops with Table 1's noisy pixels, and the full photos), with how each was
-    trained."""
-    from dmh.nets import RELEASED
+    """The released denoisers from data/pretrained/manifest.json, with how each was trained: colour, PSNR (dB) on
+    the VAL photographs and on the TEST photos (the cpu preset's 384 crops with Table 1's noisy pixels, and the full
+    photos); the grey base (if released), PSNR on its VAL set and on test items and scenes beside CBM3D."""
+    from dmh.nets import RELEASED_COLOUR
     from dmh.pretrained import read_manifest
 
     m = read_manifest() if manifest is None else manifest
     rows = []
-    for name in (n for n in RELEASED if n in m):
+    for name in (n for n in RELEASED_COLOUR if n in m):
         e = m[name]
         mt = e["metrics"]
         sigmas = sorted(mt["val"], key=float)
@@ -237,10 +237,24 @@ def released_md(manifest: dict[str, Any] | None = None) -> str:
             rows.append([name, e["arch"]["width"], f"{e['steps']:,}", f"{e['hours']:.2f}", s,
                          f"{mt['val'][s]:.2f}", f"{mt['test_crop384'][s]:.2f}", f"{mt['test_full'][s]:.2f}",
                          e["sha256"][:12]])  # fmt: skip
-    if not rows:
-        return "No colour denoiser is released yet (`dmh train-denoiser`, then `dmh release-denoiser`)."
-    return markdown_table(
-        ["weights", "width", "steps", "hours", "sigma", "VAL", "TEST crops", "TEST full", "sha256"], rows
+    table = (
+        markdown_table(
+            ["weights", "width", "steps", "hours", "sigma", "VAL", "TEST crops", "TEST full", "sha256"], rows
+        )
+        if rows
+        else "No colour denoiser is released yet (`dmh train-denoiser`, then `dmh release-denoiser`)."
+    )
+    grey = m.get("grey-blind")
+    if grey is None:
+        return table
+    mt = grey["metrics"]
+    keys = ("val", "test_items", "cbm3d_items", "test_scenes", "cbm3d_scenes")
+    g_rows = [[s, *[f"{mt[k][s]:.2f}" for k in keys]] for s in sorted(mt["val"], key=float)]
+    return (
+        f"{table}\n\nThe grey base of the cpu-scale study (`grey-blind`, width {grey['arch']['width']:g}, "
+        f"{grey['steps']:,} steps, {grey['hours']:.2f} h, sha256 {grey['sha256'][:12]}), PSNR dB beside CBM3D on the "
+        "same noisy test pixels:\n\n"
+        + markdown_table(["sigma", "VAL", "test items", "CBM3D items", "test scenes", "CBM3D scenes"], g_rows)
     )
 
 

@@ -266,13 +266,13 @@ def photo_table(
 
 
 def released_denoisers() -> tuple[dict[str, tuple[nn.Module, float | None]], dict[str, str], dict[str, list]]:
-    """The released colour denoisers present in data/pretrained/ (`dmh.nets.RELEASED`; missing ones are skipped):
+    """The released colour denoisers present in data/pretrained/ (`dmh.nets.RELEASED_COLOUR`; missing ones are skipped):
     ({label: (network in eval mode, training sigma or None)}, {label: how it was trained}, {label: VAL history})."""
-    from dmh.nets import RELEASED, denoisenet, weights_meta
+    from dmh.nets import RELEASED_COLOUR, denoisenet, weights_meta
     from dmh.pretrained import PRETRAINED_DIR
 
     nets, notes, histories = {}, {}, {}
-    for name in RELEASED:
+    for name in RELEASED_COLOUR:
         try:
             meta = weights_meta(name)
         except FileNotFoundError:

@@ -142,7 +142,7 @@ def test_builder_refuses_changed_bytes_unknown_and_unreleased_names(released):
         denoisenet(weights="colour-s25")
     with pytest.raises(ValueError, match="unknown weights"):
         weights_meta("colour-s99")
-    assert RELEASED == ("colour-blind", "colour-s15", "colour-s25", "colour-s50")
+    assert RELEASED == ("colour-blind", "colour-s15", "colour-s25", "colour-s50", "grey-blind")
 
 
 # -------------------------------------------------------------------------------------------------- dmh denoise
@@ -255,3 +255,50 @@ def test_per_sigma_recipes_fine_tune_from_the_released_blind_model(released, tmp
     assert hist[-1]["step"] == 2 and not torch.equal(net.last.weight, start.last.weight)
     net0, _ = denoisers.train_denoiser(tiny, steps=0, folder=tmp_path / "s25_zero", progress=False)
     assert all(torch.equal(a, b) for a, b in zip(net0.state_dict().values(), start.state_dict().values()))
+
+
+# ------------------------------------------------------------------------------------------------------ grey base
+def test_recipe_pairs_channels_with_data():
+    g = denoisers.RECIPES["grey-blind"]
+    assert (g.channels, g.data, g.sigma_range, g.val_sigmas) == (1, "fashion", (0.0, 100.0), denoisers.GREY_SIGMAS)
+    with pytest.raises(ValueError, match="colour on 'photos' or grey on 'fashion'"):
+        denoisers.Recipe("x", channels=1, data="photos")
+
+
+def test_fashion_patches_are_item_canvases_and_scene_crops():
+    from dmh.data import ItemSampler, SceneSampler
+
+    g = torch.Generator().manual_seed(0)
+    x = denoisers.fashion_patches(5, 32, g, ItemSampler("train", size=32), SceneSampler("train"))
+    assert x.shape == (5, 1, 32, 32) and 0 <= x.min() and x.max() <= 1
+    assert x[:2].std() > 0.05 and x[2:].std() > 0.05  # textured backgrounds, not flat
+
+
+def test_grey_recipe_trains_and_releases_beside_cbm3d(tmp_path, monkeypatch):
+    import dataclasses
+
+    from dmh.report import released_md
+
+    for name, n in (("GREY_VAL_ITEMS", 8), ("GREY_VAL_SCENES", 2), ("GREY_TEST_ITEMS", 4), ("GREY_TEST_SCENES", 1)):
+        monkeypatch.setattr(denoisers, name, n)
+    tiny = dataclasses.replace(denoisers.RECIPES["grey-blind"], width=0.125, batch=4, val_every=2,
+                               val_sigmas=(30.0, 90.0), train=TINY.train)  # fmt: skip
+    net, hist = denoisers.train_denoiser(tiny, steps=4, folder=tmp_path / "run", progress=False)
+    assert net.in_channels == 1 and {"val_psnr_30", "val_psnr_90"} <= set(hist[-1])
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    denoisers.release(tiny, folder=tmp_path / "run", out=tmp_path, command="test")
+    meta = weights_meta("grey-blind")
+    m = meta["metrics"]
+    assert set(m) == {"val", "test_items", "cbm3d_items", "test_scenes", "cbm3d_scenes"}
+    assert all(set(v) == {"30", "90"} for v in m.values()) and m["cbm3d_items"]["30"] > 20  # CBM3D really ran
+    assert meta["arch"]["in_channels"] == 1 and denoisenet(weights="grey-blind").in_channels == 1
+    assert "| 30 |" in released_md(pretrained.read_manifest(tmp_path)) and "CBM3D scenes" in released_md(
+        pretrained.read_manifest(tmp_path)
+    )
+    grey = (np.random.default_rng(0).random((40, 50)) * 255).astype(np.uint8)
+    write_file(tmp_path / "g.png", grey)
+    info = denoisers.denoise_file(tmp_path / "g.png", tmp_path / "o.png", weights="grey-blind", progress=False)
+    assert info["weights"] == "grey-blind" and read_file(tmp_path / "o.png").shape == (40, 50)
+    write_file(tmp_path / "c.png", np.stack([grey] * 3, axis=2))
+    with pytest.raises(ValueError, match="colour image and grey-blind a grey denoiser"):
+        denoisers.denoise_file(tmp_path / "c.png", tmp_path / "o2.png", weights="grey-blind", progress=False)
