@@ -31,12 +31,18 @@ class Preset:
         joint_steps, joint_lr, joint_batch_cls, joint_batch_seg: fine-tuning, joint (lam > 0) or separate (lam = 0)
             with the same data, seed and steps.
         lam_cls, lam_seg: the paper's lambdas (0.25 classification, 0.5 segmentation).
+        lam_cls_code, lam_seg_code: the lambdas the authors' released code ran with, in these units (0.004 and 0.02;
+            ../shared/PAPER.md, "What lambda is in the authors' released code").
+        seeds: training seeds of every fine-tuned row and lambda point (mean and spread over them, `dmh.stats`).
+        grey_base: the grey denoiser that 03-05 fine-tune: "03" (trained alone in notebook 03) or a released grey
+            name ("grey-blind", trained for hours, `dmh.denoisers`).
         task_sigmas: the Table 2 / 3 columns.
         n_cls_test, n_seg_test: test images / scenes evaluated (10,000 / 1,000 at cpu scale).
         n_bm3d_cls, n_bm3d_seg: the CBM3D row is evaluated on the first n images only (CBM3D takes ~0.3-1 s a
             small image); the other rows are reported on that subset too.
-        ablation_lams, ablation_steps, ablation_sigma: the lambda sweep (05): fine-tunes of `ablation_steps` each,
-            evaluated at `ablation_sigma`.
+        ablation_lams, ablation_sigma: the lambda sweep (03): a fine-tune per lambda and seed, `joint_steps` long
+            (as the table rows, which are these same runs), evaluated at `ablation_sigma` on validation data. Must hold
+            0, the paper's and the code's lambdas.
         n_val_cls, n_val_seg: validation items / scenes of the sweep (held-out Fashion-MNIST "val" items).
         colour_base: the colour denoiser that 07 fine-tunes: a released colour name (`dmh.nets.RELEASED_COLOUR`,
             trained for hours, issue 12) or "01" (the short training of notebook 01).
@@ -68,13 +74,16 @@ class Preset:
     joint_batch_seg: int = 8
     lam_cls: float = 0.25
     lam_seg: float = 0.5
+    lam_cls_code: float = 0.004
+    lam_seg_code: float = 0.02
+    seeds: tuple[int, ...] = (0, 1, 2)
+    grey_base: str = "03"
     task_sigmas: tuple[float, ...] = (15.0, 30.0, 45.0, 60.0, 90.0)
     n_cls_test: int = 10000
     n_seg_test: int = 1000
     n_bm3d_cls: int = 500
     n_bm3d_seg: int = 50
-    ablation_lams: tuple[float, ...] = (0.0, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0)
-    ablation_steps: int = 200
+    ablation_lams: tuple[float, ...] = (0.0, 1e-3, 0.004, 1e-2, 0.02, 0.1, 0.25, 0.5, 1.0)
     ablation_sigma: float = 60.0
     n_val_cls: int = 5000
     n_val_seg: int = 200
@@ -132,13 +141,13 @@ PRESETS: dict[str, Preset] = {
         joint_steps=4,
         joint_batch_cls=8,
         joint_batch_seg=2,
+        seeds=(0, 1),
         task_sigmas=(30.0, 60.0),
         n_cls_test=200,
         n_seg_test=20,
         n_bm3d_cls=20,
         n_bm3d_seg=2,
-        ablation_lams=(0.0, 0.25, 0.5),
-        ablation_steps=3,
+        ablation_lams=(0.0, 0.004, 0.02, 0.25, 0.5),
         n_val_cls=200,
         n_val_seg=10,
         eff_crop=64,
@@ -163,9 +172,18 @@ def get_preset(name: str, **overrides: Any) -> Preset:
     bad = set(overrides) - fields
     if bad:
         raise ValueError(f"unknown preset fields {sorted(bad)}")
-    base = overrides.get("colour_base", PRESETS[name].colour_base)
+    p = dataclasses.replace(PRESETS[name], **overrides)
+    base = p.colour_base
     from dmh.nets import RELEASED_COLOUR as RELEASED
 
     if base != "01" and base not in RELEASED:
         raise ValueError(f"colour_base must be '01' or a released denoiser {sorted(RELEASED)}, got {base!r}")
-    return dataclasses.replace(PRESETS[name], **overrides)
+    if p.grey_base not in ("03", "grey-blind"):
+        raise ValueError(f"grey_base must be '03' or 'grey-blind', got {p.grey_base!r}")
+    if not p.seeds or len(set(p.seeds)) != len(p.seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {p.seeds}")
+    if p.name != "paper":
+        need = {0.0, p.lam_cls, p.lam_seg, p.lam_cls_code, p.lam_seg_code} - set(p.ablation_lams)
+        if need:
+            raise ValueError(f"ablation_lams must hold 0, the paper's and the code's lambdas; missing {sorted(need)}")
+    return p

@@ -61,8 +61,17 @@ def table1_md(result: dict[str, Any] | Path, details: bool = True) -> str:
             + f"\n\nMean time per image: {timing}.")  # fmt: skip
 
 
+def _row_label(result: dict[str, Any], row: str) -> str:
+    """A table row's name with its lambda and seeds, e.g. "joint (chosen), λ=0.02, 3 seeds"."""
+    lam = result.get("lams", {}).get(row)
+    n = result.get("seeds", {}).get(row, 1)
+    via = f" via {lam['task']}" if lam and lam["task"] != result["task"] else ""
+    return row + (f", λ={lam['lam']:g}{via}" if lam else "") + (f", {n} seeds" if n > 1 else "")
+
+
 def task_table_md(result: dict[str, Any] | Path, subset: bool = False) -> str:
-    """Table 2 / 3 analogue: the task metric (and input PSNR) per row and sigma; `subset` for the CBM3D subset."""
+    """Table 2 / 3 analogue: the task metric (mean ± std over training seeds) and input PSNR per row and sigma;
+    `subset` for the CBM3D subset."""
     r = _load(result)
     key = "metric_subset" if subset else "metric"
     psnr_key = "psnr_subset" if subset else "psnr"
@@ -72,7 +81,12 @@ def task_table_md(result: dict[str, Any] | Path, subset: bool = False) -> str:
     for name, d in r["rows"].items():
         if key not in d[sigmas[0]]:
             continue
-        rows.append([name, *[f"{scale * d[s][key]:.1f} ({d[s][psnr_key]:.1f} dB)" for s in sigmas]])
+
+        def cell(c: dict[str, Any]) -> str:
+            std = f" ± {scale * c[key + '_std']:.1f}" if c.get(key + "_std") else ""
+            return f"{scale * c[key]:.1f}{std} ({c[psnr_key]:.1f} dB)"
+
+        rows.append([_row_label(r, name), *[cell(d[s]) for s in sigmas]])
     n = r["n_subset"] if subset else r["n"]
     unit = "top-1 %" if r["metric"] == "top1" else "mean IoU %"
     head = (
@@ -82,16 +96,17 @@ def task_table_md(result: dict[str, Any] | Path, subset: bool = False) -> str:
 
 
 def cross_task_md(table2: dict[str, Any] | Path, table3: dict[str, Any] | Path) -> str:
-    """Transfer both ways beside each task's own separate and joint rows, averaged over sigma."""
+    """Transfer both ways beside each task's own separate and joint rows, averaged over sigma (means over seeds)."""
     rows = []
-    for r, other in ((_load(table2), "B"), (_load(table3), "A")):
+    for r in (_load(table2), _load(table3)):
         sig = list(r["rows"]["noisy"])
         mean = {k: sum(v[s]["metric"] for s in sig) / len(sig) for k, v in r["rows"].items() if "metric" in v[sig[0]]}
         task = "A (classifier, top-1 %)" if r["task"] == "A" else "B (segmenter, mean IoU %)"
-        rows.append([task, *[f"{100 * mean[k]:.1f}" for k in ("noisy", "separate", "joint", "cross-task")],
-                     f"trained through {other}"])  # fmt: skip
+        keys = [k for k in ("noisy", "separate", "joint (paper)", "joint (chosen)", "cross-task") if k in mean]
+        rows.append([task, *[f"{100 * mean[k]:.1f}" for k in keys], _row_label(r, "cross-task")])
     return markdown_table(
-        ["task network", "noisy", "separate", "joint (own)", "cross-task", "cross-task denoiser"], rows
+        ["task network", "noisy", "separate", "joint (paper)", "joint (chosen)", "cross-task", "cross-task denoiser"],
+        rows,
     )
 
 
@@ -127,18 +142,38 @@ def pretrained_md(result: dict[str, Any] | Path) -> str:
     return markdown_table(header, rows) if rows else ""
 
 
+def _pm(mean: float, std: float, scale: float = 1.0, digits: int = 2) -> str:
+    return f"{scale * mean:.{digits}f}" + (f" ± {scale * std:.{digits}f}" if std else "")
+
+
 def ablation_md(result: dict[str, Any] | Path) -> str:
-    """The lambda sweep: PSNR and task metric on validation data at one sigma."""
+    """The lambda sweep: PSNR and task metric (mean ± std over seeds) on validation data at one sigma; the paper's,
+    the authors' code's and the chosen lambda marked."""
     r = _load(result)
     rows = []
     for task in ("A", "B"):
         d = r[task]
         for pt in d["points"]:
-            mark = " (paper)" if pt["lam"] == d["paper_lam"] else ""
-            rows.append([task, f"{pt['lam']:g}{mark}", f"{pt['psnr']:.2f}", f"{100 * pt['metric']:.1f}"])
+            named = (("paper", d["paper_lam"]), ("authors' code", d["code_lam"]), ("chosen", d["chosen"]["lam"]))
+            tags = [t for t, lam in named if lam is not None and pt["lam"] == lam]
+            mark = f" ({', '.join(tags)})" if tags else ""
+            rows.append([task, f"{pt['lam']:g}{mark}", _pm(pt["psnr_mean"], pt["psnr_std"]),
+                         _pm(pt["metric_mean"], pt["metric_std"], 100, 1)])  # fmt: skip
         rows.append([task, "noisy input", f"{d['noisy_psnr']:.2f}", f"{100 * d['noisy']:.1f}"])
-    return (f"sigma {r['sigma']:g}, {r['steps']} fine-tuning steps per lambda, validation data\n\n"
-            + markdown_table(["task", "lambda", "PSNR dB", "metric %"], rows))  # fmt: skip
+    chosen = "; ".join(f"{t}: λ = {r[t]['chosen']['lam']}" for t in ("A", "B"))
+    return (f"sigma {r['sigma']:g}, {r['steps']} fine-tuning steps per lambda, seeds {r.get('seeds', [0])}, validation "
+            f"data; mean ± std over seeds\n\n" + markdown_table(["task", "lambda", "PSNR dB", "metric %"], rows)
+            + f"\n\nChosen ({r['A']['chosen']['rule']}): {chosen}.")  # fmt: skip
+
+
+def claims_md(result: dict[str, Any] | Path) -> str:
+    """The claim verdicts of `dmh.study.claims` (claims.json) as a table."""
+    r = _load(result)
+    rows = [[c["claim"], c["task"], c["a"], c["b"], f"{100 * c['diff']:+.2f}", f"{100 * c['se']:.2f}",
+             f"{c['n_a']} / {c['n_b']}", f"**{c['verdict']}**"] for c in r["claims"]]  # fmt: skip
+    return (f"{r['rule']}\n\n"
+            + markdown_table(["claim", "task", "row a", "row b", "a - b (points)", "SE", "seeds a / b", "verdict"],
+                             rows))  # fmt: skip
 
 
 def imagenet_md(result: dict[str, Any] | Path) -> str:
@@ -167,9 +202,10 @@ def texture_md(result: dict[str, Any] | Path) -> str:
 _SECTIONS = [
     ("01 Denoising alone (Table 1 analogue)", "table1.json", table1_md, "01_training.png"),
     ("02 Frozen task networks under noise", "task_noise.json", task_noise_md, "02_task_noise.png"),
-    ("03 Classification cascade (Table 2 analogue)", "table2.json", task_table_md, "03_table2.png"),
-    ("04 Segmentation cascade (Table 3 analogue)", "table3.json", task_table_md, "04_table3.png"),
-    ("05 Lambda ablation", "ablation.json", ablation_md, "05_ablation.png"),
+    ("03 Lambda ablation (validation data)", "ablation.json", ablation_md, "03_ablation.png"),
+    ("04 Classification cascade (Table 2 analogue)", "table2.json", task_table_md, "04_table2.png"),
+    ("05 Segmentation cascade (Table 3 analogue)", "table3.json", task_table_md, "05_table3.png"),
+    ("06 Claims 2 and 3: verdicts over seeds", "claims.json", claims_md, None),
     ("07 ImageNet-20 through EfficientNet-Lite0", "imagenet20.json", imagenet_md, None),
     ("07 Texture", "texture.json", texture_md, "07_texture.png"),
 ]
@@ -208,7 +244,7 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
         if name == "table1.json" and (folder / "01_released_val.png").is_file():
             parts.append("The released denoisers' VAL PSNR against hours of training:\n\n"
                          "![released denoisers' training](01_released_val.png)")  # fmt: skip
-        if name == "ablation.json" and (folder / "table2.json").is_file() and (folder / "table3.json").is_file():
+        if name == "table3.json" and (folder / "table2.json").is_file():
             cross = cross_task_md(folder / "table2.json", folder / "table3.json")
             parts.append("## 06 Cross-task transfer (mean over sigma)\n\n" + cross)
             if (folder / "06_cross_task.png").is_file():
@@ -301,11 +337,20 @@ def noise_curves(result: dict[str, Any] | Path) -> tuple[dict[str, list[dict[str
     return {n: r[n]["rows"] for n in names}, {n: r[n]["metric"] for n in names}
 
 
-def ablation_points(result: dict[str, Any] | Path) -> tuple[dict[str, list[dict[str, float]]], dict[str, float]]:
-    """(points, paper lambda) per task of `ablation.json`, for `viz.plot_ablation`."""
+def ablation_points(
+    result: dict[str, Any] | Path,
+) -> tuple[dict[str, list[dict[str, float]]], dict[str, dict[str, float]]]:
+    """(points, marks) per task of `ablation.json`, for `viz.plot_ablation`: marks are {label: lambda} for the
+    paper's, the authors' code's and the chosen lambda."""
     r = _load(result)
     names = {"A": "classifier A (top-1)", "B": "segmenter B (mean IoU)"}
-    return ({names[t]: r[t]["points"] for t in ("A", "B")}, {names[t]: r[t]["paper_lam"] for t in ("A", "B")})
+    marks = {}
+    for t in ("A", "B"):
+        m = {"paper": r[t]["paper_lam"], "authors' code": r[t]["code_lam"]}
+        if r[t]["chosen"]["lam"] is not None:
+            m["chosen on validation"] = r[t]["chosen"]["lam"]
+        marks[names[t]] = m
+    return {names[t]: r[t]["points"] for t in ("A", "B")}, marks
 
 
 def cross_task_bars(table2: dict[str, Any] | Path, table3: dict[str, Any] | Path) -> dict[str, dict[str, float]]:

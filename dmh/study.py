@@ -22,17 +22,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dmh import runs
 from dmh.baselines import cbm3d
-from dmh.cascade import Cascade
 from dmh.checkpoint import fingerprint, last_checkpoint, load_checkpoint, write_json
-from dmh.data import SceneSampler, fashion_scenes_test, fashion_split, load_fashion_mnist, photos
+from dmh.data import SceneSampler, fashion_scenes_test, photos
 from dmh.evaluate import evaluate_task
 from dmh.losses import JointLoss
 from dmh.metrics import psnr, ssim
 from dmh.nets import DenoiseNet, denoise
 from dmh.noise import add_noise, noise_generator, sample_sigma
 from dmh.presets import Preset, check_scale
-from dmh.tasks import TaskNet, fashion_classifier, fashion_segmenter
+from dmh.tasks import TaskNet, fashion_item_classifier, fashion_segmenter
 from dmh.train import TrainConfig, train
 
 __all__ = [
@@ -52,7 +52,10 @@ __all__ = [
     "load_trained",
     "load_colour_denoiser",
     "load_colour_base",
-    "load_grey_denoiser",
+    "load_grey_base",
+    "grey_base",
+    "table_rows",
+    "claims",
     "load_finetuned",
     "task_noise_table",
     "ablation",
@@ -285,104 +288,44 @@ def released_denoisers() -> tuple[dict[str, tuple[nn.Module, float | None]], dic
     return nets, notes, histories
 
 
-# ------------------------------------------------------------------------------------------------ 03/04 grey side
+# ---------------------------------------------------------------------------------------------- 03-06 grey side
 def task_nets() -> dict[str, TaskNet]:
-    """The frozen cpu-scale task networks with their kept weights: {"A": classifier, "B": segmenter}."""
-    return {"A": fashion_classifier(weights="pretrained"), "B": fashion_segmenter(weights="pretrained")}
-
-
-class _GreyData:
-    """Training data of the grey side: items of `fashion_split("train")` (classification) and scenes of them
-    (segmentation); the "val" items stay out of every training run."""
-
-    def __init__(self) -> None:
-        self.items, self.labels = fashion_split("train")
-        self.scenes = SceneSampler("train")
-
-    def items_batch(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
-        idx = torch.randint(len(self.items), (n,), generator=g)
-        return self.items[idx], self.labels[idx]
-
-    def mixed_crops(self, n: int, g: torch.Generator, size: int = 32) -> Tensor:
-        """Half Fashion-MNIST items zero-padded to `size`, half random `size` crops of training scenes."""
-        items, _ = self.items_batch(n // 2, g)
-        pad = (size - items.shape[-1]) // 2
-        items = torch.nn.functional.pad(items, (pad, size - 28 - pad, pad, size - 28 - pad))
-        scenes, _ = self.scenes.sample(n - n // 2, g)
-        ij = torch.randint(0, scenes.shape[-1] - size + 1, (len(scenes), 2), generator=g).tolist()
-        crops = torch.stack([sc[:, i : i + size, j : j + size] for sc, (i, j) in zip(scenes, ij)])
-        return torch.cat([items, crops])
-
-
-_GREY: _GreyData | None = None
-
-
-def _grey_data() -> _GreyData:
-    global _GREY
-    if _GREY is None:
-        _GREY = _GreyData()
-    return _GREY
+    """The frozen cpu-scale task networks with their kept weights, one image domain (issue 13): {"A": the classifier
+    of single Fashion items on the scenes' textured backgrounds, "B": the segmenter of scenes}."""
+    return {"A": fashion_item_classifier(weights="pretrained"), "B": fashion_segmenter(weights="pretrained")}
 
 
 def grey_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, float]]]:
-    """The grey denoiser trained alone (lam = 0, blind over `p.grey_sigma_range`) on Fashion-MNIST items and scene
-    crops: the common start of every grey fine-tune (03, 04, 05)."""
+    """The grey denoiser trained alone (lam = 0, blind over `p.grey_sigma_range`) on the grey domain's patches
+    (`dmh.denoisers.fashion_patches`: item canvases and scene crops of the "train" items, as the released
+    "grey-blind"): the start of every grey fine-tune when `p.grey_base` is "03"."""
     check_scale(p)
+    from dmh.data import ItemSampler
+    from dmh.denoisers import fashion_patches
+
     torch.manual_seed(p.seed)
     net = DenoiseNet(1, p.grey_width)
-    data = _grey_data()
+    data: list[Any] = []  # made at the first step: a finished run is only loaded
+
+    def sample(g: torch.Generator) -> Tensor:
+        data or data.extend([ItemSampler("train"), SceneSampler("train")])
+        return fashion_patches(p.grey_batch, 32, g, *data)
+
     cfg = TrainConfig(max_steps=p.grey_steps, lr=p.grey_lr, milestones=(int(p.grey_steps * 0.8),),
                       log_every=max(p.grey_steps // 40, 1), seed=p.seed)  # fmt: skip
-    step = _denoiser_step(lambda g: data.mixed_crops(p.grey_batch, g), p.grey_sigma_range)
+    step = _denoiser_step(sample, p.grey_sigma_range)
     hist = train_or_load(net, step, cfg, out / "ckpt" / "grey_separate", "grey denoiser", {"preset": p.asdict()})
     return net.eval(), hist
 
 
-def _bn_eval(net: nn.Module) -> None:
-    """Put the BatchNorm layers of `net` in eval mode: their running statistics stay those of the denoiser trained
-    alone (both domains), while their affine weights still learn. Fine-tuning on one task's images would otherwise
-    move them to that domain, and the denoiser breaks on the other task's images (cross-task): measured on validation
-    data, restoring the base statistics lifted A's top-1 behind the B-tuned denoiser from 0.29 to 0.81 at sigma 30."""
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
-
-
 def finetune(
-    base: DenoiseNet, task: str, lam: float, p: Preset, out: Path, *, steps: int | None = None
+    base: DenoiseNet, task: str, lam: float, p: Preset, out: Path, *, steps: int | None = None, seed: int | None = None
 ) -> tuple[DenoiseNet, list[dict[str, float]]]:
-    """Fine-tune a copy of `base` through frozen task network `task` ("A" or "B") with MSE + lam * task loss.
-
-    lam = 0 is the "separate" row: the same data, seed and steps, only the task term is off. Noise is blind over
-    `p.grey_sigma_range`. The denoiser's BatchNorm statistics stay those of `base` (see `_bn_eval`). Checkpoints go
-    to out/ckpt/<task>_lam<lam>_<steps> (a finished run is only loaded; see `train_or_load` for what retrains it).
-    """
+    """Fine-tune a copy of `base` through frozen task network `task` ("A" or "B") with MSE + lam * task loss: the run
+    `dmh.runs.grey_run(p, task, lam, seed, steps)` (lam = 0 is the "separate" row; see `dmh.runs`). A finished run
+    is only loaded from out/ckpt/<run.tag>."""
     check_scale(p)
-    steps = p.joint_steps if steps is None else steps
-    net = DenoiseNet(base.in_channels, base.width)
-    net.load_state_dict(base.state_dict())
-    tnet = task_nets()[task]
-    cascade = Cascade(net, tnet)
-    loss_fn = JointLoss(lam, tnet.kind)
-    data = _grey_data()
-
-    def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
-        _bn_eval(model)
-        if task == "A":
-            clean, target = data.items_batch(p.joint_batch_cls, g)
-        else:
-            clean, target = data.scenes.sample(p.joint_batch_seg, g)
-        noisy = add_noise(clean, sample_sigma(len(clean), p.grey_sigma_range, g), g)
-        if lam == 0:
-            return loss_fn(model(noisy), clean)
-        den, logits = cascade(noisy)
-        return loss_fn(den, clean, logits, target)
-
-    cfg = TrainConfig(max_steps=steps, lr=p.joint_lr, log_every=max(steps // 20, 1), seed=p.seed + 1)
-    tag = f"{task}_lam{lam:g}_{steps}"
-    depends = {"preset": p.asdict(), "task": fingerprint(tnet)}
-    hist = train_or_load(net, step, cfg, out / "ckpt" / tag, f"fine-tune {tag}", depends)
-    return net.eval(), hist
+    return runs.train_or_load(runs.grey_run(p, task, lam, seed, steps), base, out)
 
 
 def load_trained(net: nn.Module, folder: Path, steps: int, notebook: str) -> nn.Module:
@@ -410,17 +353,33 @@ def load_colour_base(p: Preset, out: Path) -> tuple[DenoiseNet, str]:
     return denoisenet(weights=p.colour_base).eval(), f"released {p.colour_base}"
 
 
-def load_grey_denoiser(p: Preset, out: Path) -> DenoiseNet:
-    """The grey denoiser trained alone (03)."""
+def load_grey_base(p: Preset, out: Path) -> DenoiseNet:
+    """The grey denoiser that every grey fine-tune starts from (`p.grey_base`): notebook 03's own ("03") or the
+    released "grey-blind" (sha256-checked)."""
+    if p.grey_base == "grey-blind":
+        from dmh.nets import denoisenet
+
+        return denoisenet(weights="grey-blind").eval()
     return load_trained(DenoiseNet(1, p.grey_width), out / "ckpt" / "grey_separate", p.grey_steps,
-                        "03_joint_classification.ipynb")  # fmt: skip
+                        "03_lambda_ablation.ipynb")  # fmt: skip
 
 
-def load_finetuned(task: str, lam: float, p: Preset, out: Path, notebook: str, steps: int | None = None) -> DenoiseNet:
+def grey_base(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, float]]]:
+    """The grey base of `p.grey_base` with its training history: trained here (03) or the released model (its
+    kept history)."""
+    if p.grey_base == "03":
+        return grey_denoiser(p, out)
+    from dmh.pretrained import PRETRAINED_DIR
+
+    hist = PRETRAINED_DIR / f"{p.grey_base}_history.json"
+    return load_grey_base(p, out), json.loads(hist.read_text()) if hist.is_file() else []
+
+
+def load_finetuned(
+    task: str, lam: float, p: Preset, out: Path, notebook: str, steps: int | None = None, seed: int | None = None
+) -> DenoiseNet:
     """A finished fine-tune saved by `finetune` (FileNotFoundError naming `notebook` when it is missing)."""
-    steps = p.joint_steps if steps is None else steps
-    folder = out / "ckpt" / f"{task}_lam{lam:g}_{steps}"
-    return load_trained(DenoiseNet(1, p.grey_width), folder, steps, notebook)
+    return runs.load(runs.grey_run(p, task, lam, seed, steps), DenoiseNet(1, p.grey_width), out, notebook)
 
 
 def cbm3d_mosaic(batch: Tensor, sigma: float) -> Tensor:
@@ -439,23 +398,59 @@ def cbm3d_mosaic(batch: Tensor, sigma: float) -> Tensor:
 
 
 def _test_set(task: str, p: Preset) -> tuple[Tensor, Tensor]:
+    """A: the first `p.n_cls_test` test item canvases (`fashion_items_split("test")`); B: the first `p.n_seg_test`
+    test scenes."""
+    from dmh.data import fashion_items_split
+
     if task == "A":
-        x, y = load_fashion_mnist("test")
+        x, y = fashion_items_split("test")
         return x[: p.n_cls_test], y[: p.n_cls_test]
     x, y = fashion_scenes_test()
     return x[: p.n_seg_test], y[: p.n_seg_test]
 
 
+#: The fine-tuned rows of Tables 2 and 3, in order (their lambdas are in the result's "lams").
+FINETUNED_ROWS = ("separate", "joint (paper)", "joint (chosen)", "cross-task")
+
+
+def table_rows(task: str, base: DenoiseNet, p: Preset, out: Path, ablation: dict[str, Any]) -> tuple[dict, dict]:
+    """The fine-tuned rows of `task`'s table, one denoiser per seed of `p.seeds`, and their lambdas:
+
+    - "separate": lam = 0; "joint (paper)": the paper's lambda; "joint (chosen)": the lambda chosen on validation
+      data by `dmh.stats.choose_lambda` (in `ablation`, the result of `ablation`); "cross-task": the *other*
+      task's joint denoiser at its chosen lambda (its paper lambda when none was chosen), never tuned through this
+      task's network.
+
+    They are the sweep's own runs (same spec, so loaded, not trained again). Returns ({row: [nets]}, {row: lam})."""
+    other = "B" if task == "A" else "A"
+
+    def chosen(t: str) -> float:
+        lam = ablation[t]["chosen"]["lam"]
+        return ablation[t]["paper_lam"] if lam is None else lam
+
+    lams = {"separate": (task, 0.0), "joint (paper)": (task, ablation[task]["paper_lam"]),
+            "joint (chosen)": (task, chosen(task)), "cross-task": (other, chosen(other))}  # fmt: skip
+    rows = {row: [finetune(base, t, lam, p, out, seed=sd)[0] for sd in p.seeds] for row, (t, lam) in lams.items()}
+    return rows, {row: {"task": t, "lam": lam} for row, (t, lam) in lams.items()}
+
+
 def task_table(
-    task: str, denoisers: dict[str, nn.Module], p: Preset, out: Path, name: str, progress: bool = True
+    task: str,
+    denoisers: dict[str, nn.Module | list[nn.Module]],
+    p: Preset,
+    out: Path,
+    name: str,
+    progress: bool = True,
+    lams: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Table 2 / 3 analogue: rows noisy, CBM3D and each named denoiser, columns `p.task_sigmas`.
+    """Table 2 / 3 analogue: rows noisy, CBM3D and each named denoiser (one, or a list: one per training seed),
+    columns `p.task_sigmas`.
 
     Every row sees the same noisy pixels (noise seeded by p.seed and sigma, drawn per batch of 250 / 50). The full test
-    set gives "metric" and "psnr"; the CBM3D row runs on the first `n_bm3d_*` images only, so every row also gets
-    "metric_subset" on those same images.
+    set gives "metric" and "psnr" (means over the row's seeds, with "metric_seeds" and "metric_std"); the CBM3D row
+    runs on the first `n_bm3d_*` images only, so every row also gets "metric_subset" (and its seeds) on those images.
 
-    Returns (and writes to out/<name>.json): {"task", "metric", "rows": {row: {sigma: {...}}}}.
+    Returns (and writes to out/<name>.json): {"task", "metric", "seeds", "lams", "rows": {row: {sigma: {...}}}}.
     """
     check_scale(p)
     tnet = task_nets()[task]
@@ -463,22 +458,74 @@ def task_table(
     bs = 250 if task == "A" else 50
     n_sub = p.n_bm3d_cls if task == "A" else p.n_bm3d_seg
     x, y = _test_set(task, p)
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    rows: dict[str, Any] = {"noisy": None, "CBM3D": cbm3d_mosaic, **denoisers}
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    rows: dict[str, Any] = {"noisy": [None], "CBM3D": [cbm3d_mosaic]}
+    rows.update({k: v if isinstance(v, list) else [v] for k, v in denoisers.items()})
+
+    def summarise(res: dict[str, Any], key: str, vals: list[float]) -> None:
+        res[key] = float(np.mean(vals))
+        res[f"{key}_seeds"] = vals
+        res[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+
     for s in p.task_sigmas:
         seed = p.seed * 7919 + int(s)
-        for row, den in rows.items():
-            kw = {"sigma": s, "denoiser": den, "seed": seed, "batch_size": bs}
-            sub = evaluate_task(tnet, x[:n_sub], y[:n_sub], **kw)
-            res = {"metric_subset": sub[metric], "psnr_subset": sub["psnr"]}
-            if row != "CBM3D":
-                full = evaluate_task(tnet, x, y, **kw, progress=progress, desc=f"{name} {row} sigma={s:g}")
-                res.update(metric=full[metric], psnr=full["psnr"])
+        for row, dens in rows.items():
+            res: dict[str, Any] = {}
+            subs, fulls = [], []
+            for k, den in enumerate(dens):
+                kw = {"sigma": s, "denoiser": den, "seed": seed, "batch_size": bs}
+                subs.append(evaluate_task(tnet, x[:n_sub], y[:n_sub], **kw))
+                if row != "CBM3D":
+                    desc = f"{name} {row}{f' seed {k}' if len(dens) > 1 else ''} sigma={s:g}"
+                    fulls.append(evaluate_task(tnet, x, y, **kw, progress=progress, desc=desc))
+            summarise(res, "metric_subset", [r[metric] for r in subs])
+            summarise(res, "psnr_subset", [r["psnr"] for r in subs])
+            if fulls:
+                summarise(res, "metric", [r[metric] for r in fulls])
+                summarise(res, "psnr", [r["psnr"] for r in fulls])
             table.setdefault(row, {})[str(int(s))] = res
     clean = evaluate_task(tnet, x, y, batch_size=bs)[metric]
     result = {"task": task, "metric": metric, "clean": clean, "n": len(x), "n_subset": n_sub, "rows": table,
+              "seeds": {row: len(d) for row, d in rows.items()}, "lams": dict(lams or {}),
               "preset": p.asdict()}  # fmt: skip
     write_json(out / f"{name}.json", result, default=float)
+    return result
+
+
+#: The comparisons that decide claims (2) and (3): (claim, row a, row b, on the CBM3D subset?); "a beats b".
+CLAIMS = (
+    ("(2) joint beats separate", "joint (chosen)", "separate", False),
+    ("(2) joint beats separate", "joint (paper)", "separate", False),
+    ("(2) joint beats CBM3D", "joint (chosen)", "CBM3D", True),
+    ("(3) cross-task beats separate", "cross-task", "separate", False),
+)
+
+
+def claims(out: Path) -> dict[str, Any]:
+    """The verdicts on claims (2) and (3) from out/table2.json and out/table3.json, by the rule of `dmh.stats`: each
+    row's metric averaged over the table's sigmas, per training seed; mean and standard error over the seeds; "held"
+    beyond +2 SE, "did not hold" below -2 SE, else "within noise". Written to out/claims.json."""
+    from dmh.stats import Z, compare, summary
+
+    found = []
+    for name, nb in (("table2.json", "04_joint_classification.ipynb"), ("table3.json", "05_joint_segmentation.ipynb")):
+        t = read_json(require(out / name, nb))
+        sig = list(t["rows"]["noisy"])
+
+        def row_summary(row: str, subset: bool, t: dict[str, Any] = t, sig: list[str] = sig) -> dict[str, Any]:
+            key = "metric_subset" if subset else "metric"
+            per_seed = np.mean([t["rows"][row][s][f"{key}_seeds"] for s in sig], axis=0).tolist()
+            return summary(per_seed, seeded=row not in ("noisy", "CBM3D"))
+
+        for claim, a, b, subset in CLAIMS:
+            sa, sb = row_summary(a, subset), row_summary(b, subset)
+            found.append({"claim": claim, "task": t["task"], "a": a, "b": b, "subset": subset, **compare(sa, sb),
+                          "mean_a": sa["mean"], "mean_b": sb["mean"], "n_a": sa["n"], "n_b": sb["n"]})  # fmt: skip
+    rule = (f"Metric averaged over sigma, per training seed; a difference counts when it exceeds {Z:g} standard "
+            "errors over the seeds (sqrt(se_a^2 + se_b^2)); rows without training (noisy, CBM3D) have none; fewer than "
+            "2 seeds: within noise. CBM3D comparisons on the CBM3D subset.")  # fmt: skip
+    result = {"rule": rule, "claims": found}
+    write_json(out / "claims.json", result, default=float)
     return result
 
 
@@ -497,8 +544,8 @@ def imagenet20_at(size: int) -> tuple[Tensor, Tensor]:
 
 
 #: The kept task networks the notebooks use (`task_nets`); the manifest also holds the released denoisers and the
-#: one-domain classifier of issue 13, which the study does not use yet.
-STUDY_TASK_NETWORKS = ("fashion_classifier", "fashion_segmenter")
+#: first classifier A of black 28 x 28 canvases (`dmh.tasks.fashion_classifier`), which the study no longer uses.
+STUDY_TASK_NETWORKS = ("fashion_item_classifier", "fashion_segmenter")
 
 
 def pretrained_summary() -> dict[str, dict[str, Any]]:
@@ -529,7 +576,10 @@ def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] = NOISE_SIG
     xb, yb = _test_set("B", p)
     xi, yi = imagenet20_at(p.imagenet_size)
     result = {
-        "fashion_classifier": {"metric": "top1", "rows": noise_degradation(nets["A"], xa, ya, sigmas, seed=p.seed)},
+        "fashion_item_classifier": {
+            "metric": "top1",
+            "rows": noise_degradation(nets["A"], xa, ya, sigmas, seed=p.seed),
+        },  # fmt: skip
         "fashion_segmenter": {
             "metric": "miou",
             "rows": noise_degradation(nets["B"], xb, yb, sigmas, seed=p.seed, batch_size=50),
@@ -540,7 +590,7 @@ def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] = NOISE_SIG
                 efficientnet_lite0(), xi, yi, sigmas, seed=p.seed, draws=p.imagenet_draws, batch_size=20
             ),
         },  # fmt: skip
-        "n": {"fashion_classifier": len(xa), "fashion_segmenter": len(xb), "efficientnet_lite0": len(xi)},
+        "n": {"fashion_item_classifier": len(xa), "fashion_segmenter": len(xb), "efficientnet_lite0": len(xi)},
         "pretrained": pretrained_summary(),
         "preset": p.asdict(),
     }
@@ -550,68 +600,62 @@ def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] = NOISE_SIG
 
 # ------------------------------------------------------------------------------------------------ 05 lambda ablation
 def val_set(task: str, p: Preset) -> tuple[Tensor, Tensor]:
-    """Validation data of the ablation: A: the first `p.n_val_cls` held-out Fashion-MNIST "val" items; B:
-    `p.n_val_seg` scenes made of the "val" items."""
+    """Validation data of the ablation: A: the first `p.n_val_cls` canvases of the held-out "val" items
+    (`fashion_items_split("val")`); B: `p.n_val_seg` scenes made of the "val" items."""
+    from dmh.data import fashion_items_split
+
     if task == "A":
-        x, y = fashion_split("val")
+        x, y = fashion_items_split("val")
         return x[: p.n_val_cls], y[: p.n_val_cls]
     return SceneSampler("val").sample(p.n_val_seg, torch.Generator().manual_seed(p.seed + 17))
 
 
 def ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Sweep lam over `p.ablation_lams` for each task: fine-tune `base` for `p.ablation_steps` through A and through B,
-    then measure PSNR and the task metric at `p.ablation_sigma` on *validation* data (never the test split).
-    Written to out/ablation.json: {task: [{"lam", "psnr", "metric"}]}."""
+    """Sweep lam over `p.ablation_lams` for each task, each point with every seed of `p.seeds`: fine-tune `base` for
+    `p.joint_steps` through A and through B (the same runs as the tables' rows), then measure PSNR and the task
+    metric at `p.ablation_sigma` on *validation* data (never the test split), and choose the lambda of the "joint
+    (chosen)" rows by `dmh.stats.choose_lambda`.
+
+    Written to out/ablation.json: {task: {"points": [{"lam", "psnr": [per seed], "metric": [per seed], "psnr_mean",
+    "psnr_std", "metric_mean", "metric_std"}], "chosen", "paper_lam", "code_lam", "noisy", "noisy_psnr"}}."""
     check_scale(p)
-    result: dict[str, Any] = {"sigma": p.ablation_sigma, "steps": p.ablation_steps, "preset": p.asdict()}
+    from dmh.stats import choose_lambda, summary
+
+    result: dict[str, Any] = {"sigma": p.ablation_sigma, "steps": p.joint_steps, "seeds": list(p.seeds),
+                              "preset": p.asdict()}  # fmt: skip
     for task, metric in (("A", "top1"), ("B", "miou")):
         x, y = val_set(task, p)
         tnet = task_nets()[task]
+        bs = 250 if task == "A" else 50
         pts = []
         for lam in p.ablation_lams:
-            net, _ = finetune(base, task, lam, p, out, steps=p.ablation_steps)
-            res = evaluate_task(tnet, x, y, sigma=p.ablation_sigma, denoiser=net, seed=p.seed,
-                                batch_size=250 if task == "A" else 50)  # fmt: skip
-            pts.append({"lam": lam, "psnr": res["psnr"], "metric": res[metric]})
-        noisy = evaluate_task(tnet, x, y, sigma=p.ablation_sigma, seed=p.seed, batch_size=250 if task == "A" else 50)
+            vals = []
+            for sd in p.seeds:
+                net, _ = finetune(base, task, lam, p, out, seed=sd)
+                vals.append(evaluate_task(tnet, x, y, sigma=p.ablation_sigma, denoiser=net, seed=p.seed, batch_size=bs))
+            pt: dict[str, Any] = {"lam": lam, "psnr": [r["psnr"] for r in vals], "metric": [r[metric] for r in vals]}
+            for key in ("psnr", "metric"):
+                sm = summary(pt[key])
+                pt[f"{key}_mean"], pt[f"{key}_std"] = sm["mean"], 0.0 if len(vals) < 2 else sm["std"]
+            pts.append(pt)
+        noisy = evaluate_task(tnet, x, y, sigma=p.ablation_sigma, seed=p.seed, batch_size=bs)
         result[task] = {"metric": metric, "points": pts, "noisy": noisy[metric], "noisy_psnr": noisy["psnr"],
-                        "paper_lam": p.lam_cls if task == "A" else p.lam_seg}  # fmt: skip
+                        "paper_lam": p.lam_cls if task == "A" else p.lam_seg,
+                        "code_lam": p.lam_cls_code if task == "A" else p.lam_seg_code,
+                        "chosen": choose_lambda(pts)}  # fmt: skip
     write_json(out / "ablation.json", result, default=float)
     return result
 
 
 # ------------------------------------------------------------------------------- 07 colour, EfficientNet, texture
-def colour_finetune(base: DenoiseNet, lam: float, p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, float]]]:
+def colour_finetune(
+    base: DenoiseNet, lam: float, p: Preset, out: Path, seed: int | None = None
+) -> tuple[DenoiseNet, list[dict[str, float]]]:
     """Fine-tune a copy of the colour denoiser through frozen EfficientNet-Lite0 with the label-free target (KL to the
-    network's prediction on the clean crop) on `p.eff_crop` crops of the TRAIN photos; lam = 0 is the matching
-    separate run (same data, seed, steps)."""
+    network's prediction on the clean crop) on `p.eff_crop` crops of the TRAIN photos: the run
+    `dmh.runs.colour_run(p, lam, seed)`; lam = 0 is the matching separate run (same data, seed, steps)."""
     check_scale(p)
-    from dmh.data import PatchSampler
-    from dmh.tasks import efficientnet_lite0
-
-    net = DenoiseNet(3, base.width)
-    net.load_state_dict(base.state_dict())
-    eff = efficientnet_lite0()
-    cascade = Cascade(net, eff)
-    loss_fn = JointLoss(lam, "label_free")
-    sampler = PatchSampler(list(photos("train").values()), p.eff_crop)
-
-    def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
-        _bn_eval(model)
-        clean = sampler.sample(p.eff_batch, g)
-        noisy = add_noise(clean, sample_sigma(len(clean), p.eff_sigma_range, g), g)
-        if lam == 0:
-            return loss_fn(model(noisy), clean)
-        with torch.no_grad():
-            target = eff(clean)
-        den, logits = cascade(noisy)
-        return loss_fn(den, clean, logits, target)
-
-    cfg = TrainConfig(max_steps=p.eff_steps, lr=p.joint_lr, log_every=max(p.eff_steps // 20, 1), seed=p.seed + 2)
-    folder = out / "ckpt" / f"colour_eff_lam{lam:g}_{p.eff_steps}"
-    depends = {"preset": p.asdict(), "task": fingerprint(eff)}
-    hist = train_or_load(net, step, cfg, folder, f"colour lam={lam:g}", depends)
-    return net.eval(), hist
+    return runs.train_or_load(runs.colour_run(p, lam, seed), base, out)
 
 
 def imagenet_table(denoisers: dict[str, nn.Module], p: Preset, out: Path) -> dict[str, Any]:
@@ -667,8 +711,8 @@ def texture_table(denoisers: dict[str, nn.Module], p: Preset, out: Path, table1:
 
 # ------------------------------------------------------------------------------------------------------ 08 explorer
 def explorer(p: Preset, out: Path, n_images: int = 200, n_scenes: int = 50) -> Any:
-    """The explorer of 08: the lambda sweep's denoisers of 05 (through A and through B), classifier A on Fashion-MNIST
-    test items and segmenter B on test scenes."""
+    """The explorer of 08: the lambda sweep's denoisers of 03 (through A and through B, every lambda and seed),
+    classifier A on test item canvases and segmenter B on test scenes."""
     check_scale(p)
     from dmh.data import FASHION_CLASSES, SCENE_CLASSES
     from dmh.widgets import Explorer, ExplorerTask
@@ -676,8 +720,10 @@ def explorer(p: Preset, out: Path, n_images: int = 200, n_scenes: int = 50) -> A
     dens = {}
     for task in ("A", "B"):
         for lam in p.ablation_lams:
-            dens[f"through {task}, lambda={lam:g}"] = load_finetuned(task, lam, p, out, "05_lambda_ablation.ipynb",
-                                                                     steps=p.ablation_steps)  # fmt: skip
+            for sd in p.seeds:
+                dens[f"through {task}, lambda={lam:g}, seed {sd}"] = load_finetuned(
+                    task, lam, p, out, "03_lambda_ablation.ipynb", seed=sd
+                )
     nets = task_nets()
     xa, ya = _test_set("A", p)
     xb, yb = _test_set("B", p)

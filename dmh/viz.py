@@ -58,6 +58,8 @@ METRIC_LABELS: dict[str, str] = {
     "task": "task loss (cross-entropy)",
     "lr": "learning rate",
     "sigma": "noise sigma (0-255)",
+    "psnr_mean": "PSNR (dB), mean over seeds",
+    "metric_mean": "task metric, mean over seeds",
 }
 
 
@@ -362,22 +364,29 @@ def _lambda_text(lam: float) -> str:
     return f"{lam:g}"
 
 
+#: Markers of the marked lambdas of `plot_ablation`, in order (star, diamond, square, triangle).
+_MARK_SHAPES = (("*", 16), ("D", 9), ("s", 9), ("^", 10))
+
+
 def plot_ablation(
     points: Mapping[str, Sequence[Mapping[str, float]]],
     *,
     x: str = "psnr",
     y: str | Mapping[str, str] = "metric",
-    mark: Mapping[str, float] | None = None,
+    mark: Mapping[str, float | Mapping[str, float]] | None = None,
     lambda_key: str = "lambda",
     separate: bool | None = None,
 ) -> Figure:
-    """The lambda ablation: task metric against PSNR, one curve per task through its lambdas.
+    """The lambda ablation: task metric against PSNR, one curve per task through its lambdas (the frontier).
 
     Args:
-        points: task name -> rows like {"lambda": 0.25, "psnr": 27.1, "metric": 0.83}, one per lambda.
+        points: task name -> rows like {"lambda": 0.25, "psnr": 27.1, "metric": 0.83}, one per lambda. A key
+            "<name>_mean" on an axis with a "<name>_std" beside it draws that spread as error bars (seeds).
         x: the key on the x axis (PSNR in dB by default).
         y: the key on the y axis, or task name -> key (e.g. {"classification": "top1", "segmentation": "miou"}).
-        mark: task name -> the paper's lambda for that task, drawn as a star (it must be one of the task's lambdas).
+        mark: task name -> the paper's lambda for that task, drawn as a star, or -> {label: lambda} for several
+            marked lambdas (e.g. the paper's, the authors' code's, the chosen one), each its own marker (every
+            marked lambda must be one of the task's lambdas).
         lambda_key: the key holding lambda.
         separate: one subplot per task (True), one shared axes (False); None decides by the data: separate
             subplots when the tasks plot different metrics, or values so far apart that a shared axis would flatten
@@ -392,15 +401,16 @@ def plot_ablation(
     missing = [t for t in points if t not in ykey]
     if missing:
         raise ValueError(f"no y key for tasks {missing}; y has {sorted(ykey)}")
-    mark = dict(mark or {})
-    unknown = set(mark) - set(points)
+    marks = {t: dict(m) if isinstance(m, Mapping) else {"paper's": float(m)} for t, m in (mark or {}).items()}
+    unknown = set(marks) - set(points)
     if unknown:
         raise ValueError(f"mark names unknown tasks {sorted(unknown)}; tasks are {list(points)}")
     for task, rows in points.items():
         _check_rows(rows, (lambda_key, x, ykey[task]), f"task {task!r}")
-        if task in mark and not any(np.isclose(float(r[lambda_key]), mark[task]) for r in rows):
-            lams = [float(r[lambda_key]) for r in rows]
-            raise ValueError(f"task {task!r}: marked lambda {mark[task]} is not among its lambdas {lams}")
+        for lam in marks.get(task, {}).values():
+            if not any(np.isclose(float(r[lambda_key]), lam) for r in rows):
+                lams = [float(r[lambda_key]) for r in rows]
+                raise ValueError(f"task {task!r}: marked lambda {lam} is not among its lambdas {lams}")
     if separate is None:
         xs = [[float(r[x]) for r in rows] for rows in points.values()]
         ys = [[float(r[ykey[t]]) for r in rows] for t, rows in points.items()]
@@ -415,16 +425,21 @@ def plot_ablation(
         rows = sorted(rows, key=lambda r: float(r[lambda_key]))
         px, py = [float(r[x]) for r in rows], [float(r[ykey[task]]) for r in rows]
         ax.plot(px, py, marker="o", color=c, label=task)
+        xs_key, ys_key = x.removesuffix("_mean") + "_std", ykey[task].removesuffix("_mean") + "_std"
+        if (x.endswith("_mean") and xs_key in rows[0]) or (ykey[task].endswith("_mean") and ys_key in rows[0]):
+            ax.errorbar(px, py, xerr=[float(r.get(xs_key, 0.0)) for r in rows],
+                        yerr=[float(r.get(ys_key, 0.0)) for r in rows], fmt="none", ecolor=c, alpha=0.6,
+                        capsize=2)  # fmt: skip
         for r, a, b in zip(rows, px, py):
             ax.annotate(
                 f"λ={_lambda_text(float(r[lambda_key]))}", (a, b), textcoords="offset points", xytext=(4, 4),
                 fontsize=7, color=c,
             )  # fmt: skip
-        if task in mark:
-            j = next(k for k, r in enumerate(rows) if np.isclose(float(r[lambda_key]), mark[task]))
+        for (label, lam), (shape, size) in zip(marks.get(task, {}).items(), _MARK_SHAPES):
+            j = next(k for k, r in enumerate(rows) if np.isclose(float(r[lambda_key]), lam))
             ax.plot(
-                [px[j]], [py[j]], marker="*", markersize=16, color=c, markeredgecolor="black", linestyle="none",
-                label=f"{task}: paper's λ = {_lambda_text(mark[task])}",
+                [px[j]], [py[j]], marker=shape, markersize=size, color=c, markeredgecolor="black", linestyle="none",
+                label=f"{task}: {label} λ = {_lambda_text(lam)}",
             )  # fmt: skip
         ax.set_xlabel(_metric_label(x))
         if separate:

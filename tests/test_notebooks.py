@@ -34,14 +34,19 @@ def test_notebooks_are_numbered_clean_and_parameterised():
 def test_smoke_run_writes_results_and_report(smoke):
     for name in NAMES:
         assert (smoke / name).is_file()
-    for f in ("table1.json", "task_noise.json", "table2.json", "table3.json", "ablation.json", "imagenet20.json",
-              "texture.json", "timings.json"):  # fmt: skip
+    for f in ("table1.json", "task_noise.json", "table2.json", "table3.json", "ablation.json", "claims.json",
+              "imagenet20.json", "texture.json", "timings.json"):  # fmt: skip
         json.loads((smoke / f).read_text())
     t2 = json.loads((smoke / "table2.json").read_text())
-    assert set(t2["rows"]) == {"noisy", "CBM3D", "separate", "joint", "cross-task"}
-    assert list(t2["rows"]["joint"]) == ["30", "60"]
+    assert set(t2["rows"]) == {"noisy", "CBM3D", "separate", "joint (paper)", "joint (chosen)", "cross-task"}
+    assert list(t2["rows"]["joint (paper)"]) == ["30", "60"] and t2["seeds"]["separate"] == 2
+    assert len(t2["rows"]["separate"]["30"]["metric_seeds"]) == 2 and t2["lams"]["cross-task"]["task"] == "B"
+    abl = json.loads((smoke / "ablation.json").read_text())
+    assert [len(pt["psnr"]) for pt in abl["A"]["points"]] == [2] * 5 and "rule" in abl["A"]["chosen"]
+    verdicts = json.loads((smoke / "claims.json").read_text())["claims"]
+    assert len(verdicts) == 8 and {c["verdict"] for c in verdicts} <= {"held", "did not hold", "within noise"}
     report = (smoke / "REPORT.md").read_text()
-    for title in ("Table 1", "Table 2", "Table 3", "ablation", "Cross-task", "Texture", "ImageNet-20"):
+    for title in ("Table 1", "Table 2", "Table 3", "ablation", "Cross-task", "Claims", "Texture", "ImageNet-20"):
         assert title in report
     assert list(smoke.glob("*.png"))
 
@@ -61,4 +66,4 @@ def test_missing_earlier_results_name_the_notebook(tmp_path):
     executed = nbformat.read(tmp_path / "smoke" / "06_cross_task.ipynb", as_version=4)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     errors = [o for o in outputs if o.output_type == "error"]
-    assert errors and "03_joint_classification.ipynb" in errors[0]["evalue"]
+    assert errors and "04_joint_classification.ipynb" in errors[0]["evalue"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import statistics
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -25,8 +28,14 @@ def test_presets_defined_once_and_overridable():
         get_preset("gpu")
     with pytest.raises(ValueError, match="unknown preset fields"):
         get_preset("cpu", lamda=1)
-    for p in PRESETS.values():  # the paper's lambdas are among the sweep's points, so the plot can mark them
-        assert p.name == "paper" or {p.lam_cls, p.lam_seg} <= set(p.ablation_lams)
+    for p in PRESETS.values():  # the paper's and the code's lambdas are sweep points, so the plot can mark them
+        assert p.name == "paper" or {0, p.lam_cls, p.lam_seg, p.lam_cls_code, p.lam_seg_code} <= set(p.ablation_lams)
+    decades = [lam for lam in PRESETS["cpu"].ablation_lams if lam > 0]
+    assert min(decades) <= 1e-3 and max(decades) >= 1 and len(PRESETS["cpu"].seeds) >= 3  # issue 13
+    with pytest.raises(ValueError, match="missing"):
+        get_preset("cpu", ablation_lams=(0.0, 0.25))
+    with pytest.raises(ValueError, match="seeds"):
+        get_preset("cpu", seeds=(1, 1))
 
 
 def test_cpu_data_study_refuses_the_paper_preset(tmp_path):
@@ -106,8 +115,8 @@ def test_fingerprint_sees_every_weight_and_buffer():
 
 
 def test_load_trained_names_the_missing_notebook(tmp_path):
-    with pytest.raises(FileNotFoundError, match="03_joint"):
-        study.load_trained(DenoiseNet(1, 0.125), tmp_path / "none", 4, "03_joint_classification.ipynb")
+    with pytest.raises(FileNotFoundError, match="04_joint"):
+        study.load_trained(DenoiseNet(1, 0.125), tmp_path / "none", 4, "04_joint_classification.ipynb")
 
 
 def test_colour_base_is_the_released_model_or_notebook_01(tmp_path):
@@ -176,7 +185,7 @@ def test_report_tables_and_readme_section(tmp_path):
 def test_pretrained_summary_names_the_kept_weights():
     manifest = tasks.read_manifest()
     summary = study.pretrained_summary()
-    assert set(summary) == {"fashion_classifier", "fashion_segmenter"}
+    assert set(summary) == {"fashion_item_classifier", "fashion_segmenter"}
     for name, e in summary.items():
         assert (e["sha256"], e["commit"], e["steps"]) == (
             manifest[name]["sha256"], manifest[name]["commit"], manifest[name]["config"]["max_steps"]
@@ -186,3 +195,42 @@ def test_pretrained_summary_names_the_kept_weights():
     assert f"| {100 * manifest['fashion_segmenter']['metrics']['miou']:.2f} |" in row_b
     assert manifest["fashion_segmenter"]["sha256"][:12] in row_b
     assert report.pretrained_md({}) == ""
+
+
+def _table(task: str, per_seed: dict[str, list[float]]) -> dict:
+    """A synthetic table2/3.json: each row's metric per seed, the same at both sigmas."""
+    rows = {}
+    for row, vals in per_seed.items():
+        std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        cell = {"metric_seeds": vals, "metric": sum(vals) / len(vals), "metric_std": std, "psnr": 20.0,
+                "metric_subset_seeds": vals, "metric_subset": sum(vals) / len(vals), "psnr_subset": 20.0}  # fmt: skip
+        rows[row] = {"30": dict(cell), "60": dict(cell)}
+    seeds = {r: len(v) for r, v in per_seed.items()}
+    lams = {
+        "joint (chosen)": {"task": task, "lam": 0.02},
+        "cross-task": {"task": "B" if task == "A" else "A", "lam": 0.5},
+    }
+    return {"task": task, "metric": "top1" if task == "A" else "miou", "clean": 0.9, "n": 10, "n_subset": 5,
+            "rows": rows, "seeds": seeds, "lams": lams}  # fmt: skip
+
+
+def test_claims_are_computed_from_the_tables_with_two_standard_errors(tmp_path):
+    a = _table("A", {"noisy": [0.3], "CBM3D": [0.80], "separate": [0.80, 0.81, 0.82],
+                     "joint (paper)": [0.81, 0.83, 0.79], "joint (chosen)": [0.85, 0.86, 0.87],
+                     "cross-task": [0.70, 0.71, 0.72]})  # fmt: skip
+    b = _table("B", {"noisy": [0.1], "CBM3D": [0.60], "separate": [0.5, 0.5, 0.5], "joint (paper)": [0.5, 0.5, 0.5],
+                     "joint (chosen)": [0.5, 0.5, 0.5], "cross-task": [0.5, 0.5, 0.5]})  # fmt: skip
+    study.write_json(tmp_path / "table2.json", a)
+    study.write_json(tmp_path / "table3.json", b)
+    res = study.claims(tmp_path)
+    got = {(c["task"], c["claim"], c["a"]): c["verdict"] for c in res["claims"]}
+    assert got[("A", "(2) joint beats separate", "joint (chosen)")] == "held"  # +0.05, se 0.008
+    assert got[("A", "(2) joint beats separate", "joint (paper)")] == "within noise"
+    assert got[("A", "(2) joint beats CBM3D", "joint (chosen)")] == "held"
+    assert got[("A", "(3) cross-task beats separate", "cross-task")] == "did not hold"
+    assert got[("B", "(2) joint beats CBM3D", "joint (chosen)")] == "did not hold"  # se 0 both sides
+    assert study.read_json(tmp_path / "claims.json") == json.loads(json.dumps(res))
+    md = report.claims_md(res)
+    assert "**held**" in md and "2 standard errors" in md
+    table = report.task_table_md(a)
+    assert "| joint (chosen), λ=0.02, 3 seeds | 86.0 ± 1.0 (20.0 dB)" in table and "cross-task, λ=0.5 via B" in table

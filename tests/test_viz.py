@@ -151,6 +151,19 @@ def test_plot_ablation_shared_and_separate():
         viz.plot_ablation(pts, y="top1")
 
 
+def test_plot_ablation_marks_several_lambdas_and_draws_seed_spread():
+    pts = {"cls": [{**r, "psnr_mean": r["psnr"], "psnr_std": 0.1, "metric_mean": r["metric"], "metric_std": 0.01}
+                   for r in _ablation(29.0, 0.80)]}  # fmt: skip
+    marks = {"cls": {"paper": 0.25, "authors' code": 1 / 16, "chosen on validation": 1.0}}
+    fig = viz.plot_ablation(pts, x="psnr_mean", y="metric_mean", mark=marks)
+    (ax,) = fig.axes
+    labels = [h.get_label() for h in ax.get_legend().legend_handles]
+    assert any("chosen on validation λ = 1" in t for t in labels) and any("authors' code" in t for t in labels)
+    assert len(ax.collections) >= 1  # the error bars
+    with pytest.raises(ValueError, match="not among its lambdas"):
+        viz.plot_ablation(pts, x="psnr_mean", y="metric_mean", mark={"cls": {"chosen": 0.5}})
+
+
 def test_plot_history_one_subplot_per_key():
     runs = {
         "separate": [{"step": s, "loss": 1 / s, "rec": 0.5 / s} for s in (10, 20, 30)],

@@ -1,0 +1,52 @@
+"""Issue 13: one `Run` spec for every fine-tune; train once, then load; seeds and lambdas give distinct runs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from dmh import runs
+from dmh.checkpoint import fingerprint
+from dmh.nets import DenoiseNet
+from dmh.presets import get_preset
+
+
+def _base(channels: int = 1) -> DenoiseNet:
+    torch.manual_seed(0)
+    return DenoiseNet(channels, 0.125).eval()
+
+
+def test_run_spec_is_validated_and_names_its_folder():
+    r = runs.grey_run(get_preset("smoke"), "A", 0.25, seed=1)
+    assert r.tag == "A_lam0.25_seed1_4" and r.batch == get_preset("smoke").joint_batch_cls
+    assert runs.grey_run(get_preset("smoke"), "B", 0).batch == get_preset("smoke").joint_batch_seg
+    assert runs.colour_run(get_preset("smoke"), 0.25).crop == get_preset("smoke").eff_crop
+    for bad in ({"task": "C"}, {"lam": -1.0}, {"seed": -1}, {"steps": 0}, {"crop": 32}):
+        with pytest.raises(ValueError):
+            dataclasses.replace(r, **bad)
+    with pytest.raises(ValueError, match="'A' or 'B'"):
+        runs.grey_run(get_preset("smoke"), "E", 0.0)
+
+
+def test_train_once_then_load_and_seeds_differ(tmp_path, capsys):
+    base = _base()
+    r = runs.Run("A", 0.25, seed=0, steps=2, batch=2)
+    net, hist = runs.train_or_load(r, base, tmp_path)
+    assert len(hist) == 2 and fingerprint(net) != fingerprint(base) and not net.training
+    again, hist2 = runs.train_or_load(r, base, tmp_path)  # loaded, not trained
+    assert hist2 == hist and fingerprint(again) == fingerprint(net)
+    assert fingerprint(runs.load(r, base, tmp_path, "03")) == fingerprint(net)
+    other_seed, _ = runs.train_or_load(dataclasses.replace(r, seed=1), base, tmp_path)
+    separate, h_sep = runs.train_or_load(dataclasses.replace(r, lam=0.0), base, tmp_path)
+    assert len({fingerprint(m) for m in (net, other_seed, separate)}) == 3
+    assert hist[0]["loss"] > hist[0]["rec"] and h_sep[0]["loss"] == h_sep[0]["rec"]  # the task term is off at 0
+    with pytest.raises(FileNotFoundError, match="05_lambda"):
+        runs.load(dataclasses.replace(r, seed=7), base, tmp_path, "05_lambda_ablation.ipynb")
+
+
+def test_segmentation_and_colour_runs_train(tmp_path):
+    _, hb = runs.train_or_load(runs.Run("B", 0.5, steps=1, batch=1), _base(), tmp_path)
+    _, he = runs.train_or_load(runs.Run("E", 0.25, steps=1, batch=1, crop=32), _base(3), tmp_path)
+    assert hb[0]["loss"] > hb[0]["rec"] and he[0]["loss"] > he[0]["rec"]
