@@ -193,9 +193,9 @@ def _heartbeat(name: str, last: float | None, every: float = 30.0) -> Iterator[N
 
 def run_notebooks(
     preset: str,
-    out_root: Path,
+    out_root: str | os.PathLike,
     start: int = 1,
-    notebooks: Path = NOTEBOOKS,
+    notebooks: str | os.PathLike = NOTEBOOKS,
     kernel: str | None = None,
     progress: bool = True,
 ) -> Path:
@@ -210,6 +210,7 @@ def run_notebooks(
     from dmh.checkpoint import write_json
     from dmh.report import write_report
 
+    out_root, notebooks = Path(out_root), Path(notebooks)
     nbs = sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
     if not nbs:
         raise FileNotFoundError(f"no numbered notebooks in {notebooks}")

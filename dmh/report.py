@@ -205,8 +205,8 @@ _SECTIONS = [
     ("03 Lambda ablation (validation data)", "ablation.json", ablation_md, "03_ablation.png"),
     ("04 Classification cascade (Table 2 analogue)", "table2.json", task_table_md, "04_table2.png"),
     ("05 Segmentation cascade (Table 3 analogue)", "table3.json", task_table_md, "05_table3.png"),
-    ("06 Claims 2 and 3: verdicts over seeds", "claims.json", claims_md, None),
-    ("07 ImageNet-20 through EfficientNet-Lite0", "imagenet20.json", imagenet_md, None),
+    ("06 Claims 2 and 3: verdicts over seeds", "claims.json", claims_md, "06_claims.png"),
+    ("07 ImageNet-20 through EfficientNet-Lite0", "imagenet20.json", imagenet_md, "07_imagenet20.png"),
     ("07 Texture", "texture.json", texture_md, "07_texture.png"),
 ]
 
@@ -363,6 +363,15 @@ def cross_task_bars(table2: dict[str, Any] | Path, table3: dict[str, Any] | Path
             k: sum(v[s]["metric"] for s in sig) / len(sig) for k, v in r["rows"].items() if "metric" in v[sig[0]]
         }
     return out
+
+
+def imagenet_bars(result: dict[str, Any] | Path) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """({row: {"sigma S": top-1}}, {row: {"sigma S": std over noise draws}}) of `imagenet20.json`, for
+    `viz.plot_bars`."""
+    r = _load(result)
+    vals = {row: {f"sigma {s}": c["top1"] for s, c in d.items()} for row, d in r["rows"].items()}
+    errs = {row: {f"sigma {s}": c["top1_std"] for s, c in d.items()} for row, d in r["rows"].items()}
+    return vals, errs
 
 
 def texture_bars(result: dict[str, Any] | Path, sigma: float, key: str) -> dict[str, dict[str, float]]:

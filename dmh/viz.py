@@ -43,6 +43,7 @@ __all__ = [
     "plot_ablation",
     "plot_history",
     "plot_bars",
+    "plot_verdicts",
 ]
 
 #: Axis labels of the metric keys used in dmh's result files.
@@ -509,6 +510,7 @@ def plot_bars(
     *,
     title: str | None = None,
     reference: float | None = None,
+    errors: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Figure:
     """Grouped bars: one colour per series (outer key, e.g. the method), one group per inner key (e.g. the image).
 
@@ -518,6 +520,7 @@ def plot_bars(
         ylabel: the y label (with units).
         title: the figure's title.
         reference: draw a dashed horizontal line at this value (e.g. 1.0 for a ratio to the clean image).
+        errors: the same shape as `values`: half-lengths of error bars (e.g. std over seeds or noise draws).
 
     Raises:
         ValueError: no series, or no values at all.
@@ -532,7 +535,8 @@ def plot_bars(
     centers = np.arange(len(groups))
     for i, (name, series) in enumerate(values.items()):
         vals = [float(series.get(g, np.nan)) for g in groups]
-        ax.bar(centers + (i - (n - 1) / 2) * width, vals, width, label=name)
+        err = [float((errors or {}).get(name, {}).get(g, 0.0)) for g in groups] if errors else None
+        ax.bar(centers + (i - (n - 1) / 2) * width, vals, width, label=name, yerr=err, capsize=2 if err else 0)
     if reference is not None:
         ax.axhline(reference, color="0.3", linestyle="--", linewidth=1)
     tilt = len(groups) > 8 or max(len(g) for g in groups) * len(groups) > 60
@@ -542,4 +546,37 @@ def plot_bars(
         ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
     fig.legend(loc="outside right upper", fontsize=8, frameon=False)
+    return fig
+
+
+#: Colours of the verdicts in `plot_verdicts`.
+VERDICT_COLOURS = {"held": "tab:green", "did not hold": "tab:red", "within noise": "0.5"}
+
+
+def plot_verdicts(claims: Sequence[Mapping[str, Any]], unit: float = 100.0, xlabel: str = "a - b (points)") -> Figure:
+    """The claim read-out at a glance: one line per comparison "a beats b", its difference (times `unit`) with a bar of
+    +- 2 standard errors, coloured by verdict ("held" / "did not hold" / "within noise"), zero dashed.
+
+    Args:
+        claims: rows of `dmh.study.claims` ({"claim", "task", "a", "b", "diff", "se", "verdict"}).
+        unit: scale of the differences (100: metrics in [0, 1] shown as points).
+        xlabel: the x label.
+    """
+    if not claims:
+        raise ValueError("plot_verdicts needs at least one claim")
+    fig = new_figure(7.5, 0.45 * len(claims) + 1.2)
+    ax = fig.subplots()
+    for k, c in enumerate(claims):
+        y = len(claims) - 1 - k
+        se = float(c["se"]) if np.isfinite(float(c["se"])) else 0.0
+        colour = VERDICT_COLOURS.get(c["verdict"], "black")
+        ax.errorbar([unit * float(c["diff"])], [y], xerr=[2 * unit * se], fmt="o", color=colour, capsize=3)
+    ax.axvline(0, color="0.3", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(claims)), [f"{c['task']}: {c['a']} vs {c['b']}" for c in claims][::-1], fontsize=8)
+    ax.set_xlabel(xlabel + ", bar: +- 2 standard errors over seeds")
+    for verdict, colour in VERDICT_COLOURS.items():
+        ax.plot([], [], "o", color=colour, label=verdict)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("claims 2 and 3: does row a beat row b?")
     return fig

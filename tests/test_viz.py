@@ -198,3 +198,22 @@ def test_save_figure_writes_png_and_closes(tmp_path):
     out = viz.save_figure(fig, tmp_path / "a" / "b" / "grid.png", dpi=50)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plt.get_fignums() == []  # no figure left open by any function here
+
+
+def test_plot_verdicts_and_bars_with_error_bars():
+    claims = [
+        {"claim": "(2)", "task": "A", "a": "joint (chosen)", "b": "separate", "diff": 0.02, "se": 0.004,
+         "verdict": "held"},
+        {"claim": "(3)", "task": "B", "a": "cross-task", "b": "separate", "diff": -0.001, "se": float("nan"),
+         "verdict": "within noise"},
+    ]  # fmt: skip
+    fig = viz.plot_verdicts(claims)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "B: cross-task vs separate",
+        "A: joint (chosen) vs separate",
+    ]
+    with pytest.raises(ValueError):
+        viz.plot_verdicts([])
+    fig = viz.plot_bars({"joint": {"sigma 25": 0.8}}, "top-1", errors={"joint": {"sigma 25": 0.05}})
+    assert fig.axes[0].containers  # bars with their error bars
