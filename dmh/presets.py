@@ -51,6 +51,8 @@ class Preset:
         imagenet_sigmas, imagenet_draws, imagenet_size: ImageNet-20 evaluation: noise added at `imagenet_size` (the
             classifier's input size), several seeded draws.
         threads: torch threads (0: torch's default).
+        workers: fine-tunes of the lambda sweep trained at once, each in its own process on one thread
+            (`dmh.runs.train_many`; 1: one after the other in the notebook's process).
     """
 
     name: str
@@ -97,6 +99,7 @@ class Preset:
     imagenet_draws: int = 3
     imagenet_size: int = 224
     threads: int = 0
+    workers: int = 2
 
     def asdict(self) -> dict[str, Any]:
         """Plain dict (tuples as lists) for JSON result files and checkpoints."""
@@ -142,6 +145,7 @@ PRESETS: dict[str, Preset] = {
         joint_batch_cls=8,
         joint_batch_seg=2,
         seeds=(0, 1),
+        workers=1,
         task_sigmas=(30.0, 60.0),
         n_cls_test=200,
         n_seg_test=20,

@@ -16,6 +16,7 @@ other inputs is trained anew (`dmh.study.train_or_load`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from dmh.presets import Preset
 from dmh.train import TrainConfig
 from dmh.validate import check_int, check_real
 
-__all__ = ["Run", "grey_run", "colour_run", "bn_eval", "train_or_load", "load"]
+__all__ = ["Run", "grey_run", "colour_run", "bn_eval", "train_or_load", "train_many", "load"]
 
 TASKS = ("A", "B", "E")
 
@@ -107,13 +108,13 @@ def bn_eval(net: nn.Module) -> None:
 
 def task_network(task: str) -> nn.Module:
     """The frozen network of `task` with its kept weights."""
+    from dmh import tasks
+
     if task == "E":
-        from dmh.tasks import efficientnet_lite0
-
-        return efficientnet_lite0()
-    from dmh.study import task_nets
-
-    return task_nets()[task]
+        return tasks.efficientnet_lite0()
+    if task == "A":
+        return tasks.fashion_item_classifier(weights="pretrained")
+    return tasks.fashion_segmenter(weights="pretrained")
 
 
 def _step_fn(run: Run, net: DenoiseNet, tnet: nn.Module):  # noqa: ANN202
@@ -121,28 +122,12 @@ def _step_fn(run: Run, net: DenoiseNet, tnet: nn.Module):  # noqa: ANN202
     cascade = Cascade(net, tnet)
     kind = "label_free" if run.task == "E" else getattr(tnet, "kind", "classification")
     loss_fn = JointLoss(run.lam, kind)
-    if run.task == "E":
-        from dmh.data import PatchSampler, photos
+    made: list[Any] = []  # the data source, made at the first step: a finished run is only loaded
 
-        sampler = PatchSampler(list(photos("train").values()), run.crop)
-
-        def batch(g: torch.Generator) -> tuple[Tensor, Tensor | None]:
-            return sampler.sample(run.batch, g), None
-    elif run.task == "A":
-        from dmh.data import fashion_split
-
-        items, labels = fashion_split("train")
-
-        def batch(g: torch.Generator) -> tuple[Tensor, Tensor | None]:
-            idx = torch.randint(len(items), (run.batch,), generator=g)
-            return items[idx], labels[idx]
-    else:
-        from dmh.data import SceneSampler
-
-        scenes = SceneSampler("train")
-
-        def batch(g: torch.Generator) -> tuple[Tensor, Tensor | None]:
-            return scenes.sample(run.batch, g)
+    def batch(g: torch.Generator) -> tuple[Tensor, Tensor | None]:
+        if not made:
+            made.append(_batches(run))
+        return made[0](g)
 
     def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         bn_eval(model)
@@ -157,6 +142,24 @@ def _step_fn(run: Run, net: DenoiseNet, tnet: nn.Module):  # noqa: ANN202
         return loss_fn(den, clean, logits, target)
 
     return step
+
+
+def _batches(run: Run):  # noqa: ANN202
+    """batch(generator) -> (clean, target) of `run`'s training data ("train" items / scenes / TRAIN photos)."""
+    if run.task == "E":
+        from dmh.data import PatchSampler, photos
+
+        sampler = PatchSampler(list(photos("train").values()), run.crop)
+        return lambda g: (sampler.sample(run.batch, g), None)
+    if run.task == "A":
+        from dmh.data import ItemSampler
+
+        items = ItemSampler("train")
+        return lambda g: items.sample(run.batch, g)
+    from dmh.data import SceneSampler
+
+    scenes = SceneSampler("train")
+    return lambda g: scenes.sample(run.batch, g)
 
 
 def _copy(base: DenoiseNet) -> DenoiseNet:
@@ -181,6 +184,57 @@ def train_or_load(
     hist = _train_or_load(net, _step_fn(run, net, tnet), run.config(), Path(out) / "ckpt" / run.tag,
                           f"fine-tune {run.tag}", _inputs(run, tnet, depends_on))  # fmt: skip
     return net.eval(), hist
+
+
+def _finished(run: Run, out: Path) -> bool:
+    return (Path(out) / "ckpt" / run.tag / f"step_{run.steps:07d}.pt").is_file()
+
+
+def _worker(run: Run, arch: dict[str, Any], state: dict[str, Tensor], out: str, depends_on: Any) -> str:
+    """One run in a worker process, on one torch thread (`train_many`)."""
+    torch.set_num_threads(1)
+    base = DenoiseNet(arch["in_channels"], arch["width"])
+    base.load_state_dict(state)
+    train_or_load(run, base, Path(out), depends_on=depends_on)
+    return run.tag
+
+
+def train_many(
+    specs: Sequence[Run],
+    base: DenoiseNet,
+    out: Path,
+    *,
+    workers: int = 1,
+    depends_on: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """Train every run of `specs` whose finished checkpoint is missing (finished ones are skipped; `train_or_load`
+    checks their inputs when they are loaded). `workers` > 1 trains that many at once, each in its own process on one
+    torch thread: on this project's 2-core CPU small fine-tunes scale better as two 1-thread processes than as one
+    2-thread process. A run's numbers depend only on its spec, its inputs and the thread count it trained with, not on
+    the order or the number of workers. Returns the tags trained now."""
+    from tqdm.auto import tqdm
+
+    check_int(workers, "workers", low=1)
+    todo = [r for r in dict.fromkeys(specs) if not _finished(r, out)]
+    if not todo:
+        return []
+    if workers == 1 or len(todo) == 1:
+        for r in tqdm(todo, desc="fine-tunes", disable=not progress):
+            train_or_load(r, base, Path(out), depends_on=depends_on)
+        return [r.tag for r in todo]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    arch = {"in_channels": base.in_channels, "width": base.width}
+    state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items()}
+    done = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_worker, r, arch, state, str(out), depends_on) for r in todo]
+        for f in tqdm(as_completed(futures), total=len(futures), desc=f"fine-tunes ({workers} processes)",
+                      disable=not progress):  # fmt: skip
+            done.append(f.result())
+    return done
 
 
 def load(run: Run, base: DenoiseNet, out: Path, notebook: str) -> DenoiseNet:

@@ -623,6 +623,8 @@ def ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = True) -> d
 
     result: dict[str, Any] = {"sigma": p.ablation_sigma, "steps": p.joint_steps, "seeds": list(p.seeds),
                               "preset": p.asdict()}  # fmt: skip
+    specs = [runs.grey_run(p, t, lam, sd) for t in ("A", "B") for lam in p.ablation_lams for sd in p.seeds]
+    runs.train_many(specs, base, out, workers=p.workers, progress=progress)
     for task, metric in (("A", "top1"), ("B", "miou")):
         x, y = val_set(task, p)
         tnet = task_nets()[task]

@@ -50,3 +50,20 @@ def test_segmentation_and_colour_runs_train(tmp_path):
     _, hb = runs.train_or_load(runs.Run("B", 0.5, steps=1, batch=1), _base(), tmp_path)
     _, he = runs.train_or_load(runs.Run("E", 0.25, steps=1, batch=1, crop=32), _base(3), tmp_path)
     assert hb[0]["loss"] > hb[0]["rec"] and he[0]["loss"] > he[0]["rec"]
+
+
+def test_train_many_in_worker_processes_equals_one_thread_serial(tmp_path, single_process):
+    """Two 1-thread worker processes give the same weights as training the runs one after the other on one thread;
+    finished runs are skipped."""
+    base = _base()
+    specs = [runs.Run("A", 0.25, seed=s, steps=2, batch=2) for s in (0, 1)]
+    assert runs.train_many(specs, base, tmp_path / "par", workers=2, progress=False) == [r.tag for r in specs]
+    torch.set_num_threads(1)
+    assert runs.train_many(specs, base, tmp_path / "ser", workers=1, progress=False) == [r.tag for r in specs]
+    for r in specs:
+        assert fingerprint(runs.load(r, base, tmp_path / "par", "03")) == fingerprint(
+            runs.load(r, base, tmp_path / "ser", "03")
+        )
+    assert runs.train_many(specs, base, tmp_path / "par", workers=2) == []
+    with pytest.raises(ValueError, match="workers"):
+        runs.train_many(specs, base, tmp_path, workers=0)
