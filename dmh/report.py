@@ -256,15 +256,23 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
     return path
 
 
-def released_md(manifest: dict[str, Any] | None = None) -> str:
+def released_md(manifest: dict[str, Any] | None = None, cbm3d: dict[str, Any] | None = None) -> str:
     """The released denoisers from data/pretrained/manifest.json, with how each was trained: colour, PSNR (dB) on
     the VAL photographs and on the TEST photos (the cpu preset's 384 crops with Table 1's noisy pixels, and the full
-    photos); the grey base (if released), PSNR on its VAL set and on test items and scenes beside CBM3D."""
+    photos), with CBM3D on the same noisy pixels (`cbm3d`, default data/pretrained/cbm3d_test_photos.json if
+    present, `dmh.denoisers.cbm3d_on_test_photos`); the grey base (if released), PSNR on its VAL set and on test items
+    and scenes beside CBM3D."""
     from dmh.nets import RELEASED_COLOUR
-    from dmh.pretrained import read_manifest
+    from dmh.pretrained import PRETRAINED_DIR, read_manifest
 
     m = read_manifest() if manifest is None else manifest
+    kept = PRETRAINED_DIR / "cbm3d_test_photos.json"
+    if cbm3d is None and manifest is None and kept.is_file():
+        cbm3d = json.loads(kept.read_text())
     rows = []
+    for s in sorted((cbm3d or {}).get("test_full", {}), key=float):
+        rows.append(["CBM3D (true sigma)", "", "", "", s, "", f"{cbm3d['test_crop384'][s]:.2f}",
+                     f"{cbm3d['test_full'][s]:.2f}", ""])  # fmt: skip
     for name in (n for n in RELEASED_COLOUR if n in m):
         e = m[name]
         mt = e["metrics"]

@@ -226,6 +226,22 @@ def test_readme_table_of_released_denoisers_comes_from_the_manifest(released, tm
     meta = weights_meta("colour-blind")
     assert "old" not in text and f"| colour-blind | 0.125 | 8 | {meta['hours']:.2f} | 25 |" in text
     assert f"{meta['metrics']['val']['25']:.2f} | 28.00 | 28.00 | {meta['sha256'][:12]} |" in text
+    assert "CBM3D" not in text  # no kept CBM3D numbers in this data/pretrained/
+    cb = {"test_crop384": {"25": 31.72}, "test_full": {"25": 32.5}}
+    (released / "cbm3d_test_photos.json").write_text(json.dumps(cb))
+    report.update_readme_released(readme)
+    assert "| CBM3D (true sigma) |  |  |  | 25 |  | 31.72 | 32.50 |  |" in readme.read_text()
+
+
+def test_cbm3d_on_test_photos_is_computed_once_and_kept(tmp_path, monkeypatch):
+    from dmh import baselines, study  # noqa: F401  (study binds the real cbm3d before it is patched here)
+
+    calls = []
+    monkeypatch.setattr(baselines, "cbm3d", lambda x, s: calls.append(s) or x.clamp(0, 1))  # identity: fast
+    monkeypatch.setattr(denoisers, "VAL_SIGMAS", (50.0,))
+    r = denoisers.cbm3d_on_test_photos(tmp_path / "c.json", sigmas=(50.0,))
+    assert set(r["test_full"]) == {"50"} and len(calls) == 10 and 14 < r["test_full"]["50"] < 16  # noisy PSNR
+    assert denoisers.cbm3d_on_test_photos(tmp_path / "c.json", sigmas=(50.0,)) == r and len(calls) == 10
 
 
 def test_train_and_release_from_the_command_line(tmp_path, monkeypatch, capsys):
