@@ -77,8 +77,9 @@ class Run:
         """The run's folder name, e.g. "A_lam0.25_seed1_600"."""
         return f"{self.task}_lam{self.lam:g}_seed{self.seed}_{self.steps}"
 
-    def config(self) -> TrainConfig:
-        return TrainConfig(max_steps=self.steps, lr=self.lr, log_every=max(self.steps // 20, 1), seed=self.seed)
+    def config(self, progress: bool = True) -> TrainConfig:
+        return TrainConfig(max_steps=self.steps, lr=self.lr, log_every=max(self.steps // 20, 1), seed=self.seed,
+                           progress=progress)  # fmt: skip
 
 
 def grey_run(p: Preset, task: str, lam: float, seed: int | None = None, steps: int | None = None) -> Run:
@@ -173,15 +174,16 @@ def _inputs(run: Run, tnet: nn.Module, extra: dict[str, Any] | None) -> dict[str
 
 
 def train_or_load(
-    run: Run, base: DenoiseNet, out: Path, *, depends_on: dict[str, Any] | None = None
+    run: Run, base: DenoiseNet, out: Path, *, depends_on: dict[str, Any] | None = None, progress: bool = True
 ) -> tuple[DenoiseNet, list[dict[str, float]]]:
     """Fine-tune a copy of `base` as `run` says, in out/ckpt/<run.tag> (a finished run is only loaded, an
-    interrupted one resumes). Returns the denoiser (eval mode) and the history."""
+    interrupted one resumes; `progress`: a tqdm bar over its steps). Returns the denoiser (eval mode) and the
+    history."""
     from dmh.study import train_or_load as _train_or_load
 
     net = _copy(base)
     tnet = task_network(run.task)
-    hist = _train_or_load(net, _step_fn(run, net, tnet), run.config(), Path(out) / "ckpt" / run.tag,
+    hist = _train_or_load(net, _step_fn(run, net, tnet), run.config(progress), Path(out) / "ckpt" / run.tag,
                           f"fine-tune {run.tag}", _inputs(run, tnet, depends_on))  # fmt: skip
     return net.eval(), hist
 
@@ -195,7 +197,7 @@ def _worker(run: Run, arch: dict[str, Any], state: dict[str, Tensor], out: str, 
     torch.set_num_threads(1)
     base = DenoiseNet(arch["in_channels"], arch["width"])
     base.load_state_dict(state)
-    train_or_load(run, base, Path(out), depends_on=depends_on)
+    train_or_load(run, base, Path(out), depends_on=depends_on, progress=False)  # the parent's bar counts runs
     return run.tag
 
 
