@@ -230,13 +230,12 @@ def train_many(
 
     arch = {"in_channels": base.in_channels, "width": base.width}
     state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items()}
-    done = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         futures = [pool.submit(_worker, r, arch, state, str(out), depends_on) for r in todo]
         for f in tqdm(as_completed(futures), total=len(futures), desc=f"fine-tunes ({workers} processes)",
                       disable=not progress):  # fmt: skip
-            done.append(f.result())
-    return done
+            f.result()  # raises a worker's error here
+    return [r.tag for r in todo]
 
 
 def load(run: Run, base: DenoiseNet, out: Path, notebook: str) -> DenoiseNet:
