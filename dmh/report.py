@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -326,7 +327,22 @@ def update_readme(readme: str | Path, report: str | Path) -> None:
     pat = re.compile(r"(<!-- results:start -->\n).*?(<!-- results:end -->)", re.S)
     if not pat.search(text):
         raise ValueError(f"{readme} has no <!-- results:start --> / <!-- results:end --> markers")
-    readme.write_text(pat.sub(lambda m: m.group(1) + body.strip() + "\n" + m.group(2), text))
+    text = pat.sub(lambda m: m.group(1) + body.strip() + "\n" + m.group(2), text)
+    # The first screen's picture: the run's kodim23 zoom-in, copied beside the README (results/ is git-ignored).
+    fig = report.parent / FIRST_PICTURE
+    pic = re.compile(r"(<!-- picture:start -->\n).*?(<!-- picture:end -->)", re.S)
+    if fig.is_file() and pic.search(text):
+        dest = readme.parent / "docs" / FIRST_PICTURE
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(fig, dest)
+        line = (f"![noisy / CBM3D / ours / clean, kodim23 at sigma 25, from `make reproduce` ({report.parent.name} "
+                f"preset)](docs/{FIRST_PICTURE})\n")  # fmt: skip
+        text = pic.sub(lambda m: m.group(1) + line + m.group(2), text)
+    readme.write_text(text)
+
+
+#: The figure of notebook 01 that the README's first screen shows (`update_readme` copies it to docs/).
+FIRST_PICTURE = "01_kodim23_sigma25.png"
 
 
 # ------------------------------------------------------------------------------ result files -> plot inputs (viz)

@@ -192,20 +192,24 @@ def zoom_box(name: str, p: Preset, frac: float = 0.2) -> tuple[int, int, int, in
 
 
 def photo_panels(
-    name: str, sigma: float, p: Preset, out: Path, denoisers: dict[str, nn.Module] | None = None
+    name: str,
+    sigma: float,
+    p: Preset,
+    out: Path,
+    denoisers: dict[str, nn.Module] | None = None,
+    with_saved: bool = False,
 ) -> dict[str, Tensor]:
-    """Panels for `viz.comparison_grid`: noisy, CBM3D and the denoiser of 01 (as 01 saved them), each of `denoisers`
-    run on the same noisy pixels, and the clean photo; (3, H, W) each."""
+    """Panels for `viz.comparison_grid`: noisy, CBM3D and the denoiser of 01 (as 01 saved them; with `denoisers`
+    only if `with_saved`), each of `denoisers` run on the same noisy pixels, and the clean photo; (3, H, W) each."""
     names = test_photo_names(p)
     if name not in names:
         raise ValueError(f"{name!r} is not a TEST photo; choose from {names}")
     clean = _test_photos(p)[name]
     noisy = _photo_noise(clean, sigma, names.index(name), p)
     panels = {"noisy": noisy, "CBM3D": _saved_photo(out, sigma, "CBM3D", name)}
-    if denoisers is None:
-        panels["ours, lambda = 0"] = _saved_photo(out, sigma, "separate", name)
-    else:
-        panels.update({label: denoise(net, noisy) for label, net in denoisers.items()})
+    if denoisers is None or with_saved:
+        panels[f"ours, {p.colour_steps:,} steps here"] = _saved_photo(out, sigma, "separate", name)
+    panels.update({label: denoise(net, noisy) for label, net in (denoisers or {}).items()})
     panels["clean"] = clean[None]
     return {k: v[0].clamp(0, 1) for k, v in panels.items()}
 

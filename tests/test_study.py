@@ -177,6 +177,11 @@ def test_report_tables_and_readme_section(tmp_path):
     report.update_readme(readme, rep)
     text = readme.read_text()
     assert "old" not in text and "| joint | 70.0 (22.0 dB) |" in text and text.endswith("<!-- results:end -->\nend\n")
+    (tmp_path / report.FIRST_PICTURE).write_bytes(b"png")  # the run's first picture is copied beside the README
+    readme.write_text("<!-- picture:start -->\n<!-- picture:end -->\n" + text)
+    report.update_readme(readme, rep)
+    assert (tmp_path / "docs" / report.FIRST_PICTURE).read_bytes() == b"png"
+    assert f"](docs/{report.FIRST_PICTURE})\n<!-- picture:end -->" in readme.read_text()
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         report.update_readme(readme, rep)
