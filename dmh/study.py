@@ -312,7 +312,8 @@ def grey_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, floa
     data: list[Any] = []  # made at the first step: a finished run is only loaded
 
     def sample(g: torch.Generator) -> Tensor:
-        data or data.extend([ItemSampler("train"), SceneSampler("train")])
+        if not data:
+            data.extend([ItemSampler("train"), SceneSampler("train")])
         return fashion_patches(p.grey_batch, 32, g, *data)
 
     cfg = TrainConfig(max_steps=p.grey_steps, lr=p.grey_lr, milestones=(int(p.grey_steps * 0.8),),
@@ -411,10 +412,6 @@ def _test_set(task: str, p: Preset) -> tuple[Tensor, Tensor]:
         return x[: p.n_cls_test], y[: p.n_cls_test]
     x, y = fashion_scenes_test()
     return x[: p.n_seg_test], y[: p.n_seg_test]
-
-
-#: The fine-tuned rows of Tables 2 and 3, in order (their lambdas are in the result's "lams").
-FINETUNED_ROWS = ("separate", "joint (paper)", "joint (chosen)", "cross-task")
 
 
 def table_rows(task: str, base: DenoiseNet, p: Preset, out: Path, ablation: dict[str, Any]) -> tuple[dict, dict]:
