@@ -55,6 +55,8 @@ __all__ = [
     "train_denoiser",
     "psnr_on_test_photos",
     "psnr_on_test_fashion",
+    "cbm3d_on_test_photos",
+    "fashion_patches",
     "release",
     "denoise_file",
 ]
@@ -134,7 +136,7 @@ _BLIND = Recipe(
         keep_last=1,
         channels_last=True,
         seed=0,
-    ),  # fmt: skip
+    ),
 )
 #: The released models. Per-sigma: fine-tuned from the released blind model (same width) at a tenth of its learning
 #: rate, on noise of that sigma only (the paper trains one model per sigma).
