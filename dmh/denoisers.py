@@ -491,11 +491,16 @@ def release(
 
 def choose_weights(sigma: float | None = None, blind: bool = False, weights: str | None = None) -> str:
     """Which released denoiser `dmh denoise` runs: `weights` if given; else the per-sigma model when `sigma` is one
-    of 15 / 25 / 50 and not `blind`; else the blind one."""
+    of 15 / 25 / 50, not `blind`, and that model is released (in data/pretrained/manifest.json); else the blind
+    one."""
     if weights is not None:
         return weights
     if not blind and sigma is not None and float(sigma) in (15.0, 25.0, 50.0):
-        return f"colour-s{int(sigma)}"
+        from dmh.pretrained import read_manifest
+
+        name = f"colour-s{int(sigma)}"
+        if name in read_manifest():
+            return name
     return "colour-blind"
 
 

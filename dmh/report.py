@@ -278,6 +278,8 @@ def released_md(manifest: dict[str, Any] | None = None, cbm3d: dict[str, Any] | 
         e = m[name]
         mt = e["metrics"]
         sigmas = sorted(mt["val"], key=float)
+        if e.get("sigma") is not None:  # a per-sigma model: its own sigma (the others are in the manifest)
+            sigmas = [s for s in sigmas if float(s) == float(e["sigma"])]
         for s in sigmas:
             rows.append([name, e["arch"]["width"], f"{e['steps']:,}", f"{e['hours']:.2f}", s,
                          f"{mt['val'][s]:.2f}", f"{mt['test_crop384'][s]:.2f}", f"{mt['test_full'][s]:.2f}",

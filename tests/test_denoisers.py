@@ -171,7 +171,10 @@ def test_denoise_command_line_and_its_errors(released, tmp_path, capsys):
     dmh_main(["denoise", str(src), str(tmp_path / "o.tif"), "--blind", "--tile", "16"])
     assert "colour-blind" in capsys.readouterr().out and read_file(tmp_path / "o.tif").shape == (20, 24, 3)
     with pytest.raises(SystemExit, match="colour-s25.*not released yet"):
-        dmh_main(["denoise", str(src), str(tmp_path / "o.png"), "--sigma", "25"])
+        dmh_main(["denoise", str(src), str(tmp_path / "o.png"), "--weights", "colour-s25"])
+    dmh_main(["denoise", str(src), str(tmp_path / "o2.tif"), "--sigma", "25"])  # not released: the blind model
+    assert "colour-blind" in capsys.readouterr().out
+    (tmp_path / "o2.tif").unlink()
     with pytest.raises(SystemExit, match="sigma must be a finite number >= 0 and <= 255"):
         dmh_main(["denoise", str(src), str(tmp_path / "o.png"), "--sigma", "-3"])
     (tmp_path / "bad.png").write_bytes(b"\x89PNG not really")
@@ -187,10 +190,12 @@ def test_denoise_command_line_and_its_errors(released, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.glob("o.*")) == ["o.tif"]  # nothing half-written
 
 
-def test_choose_weights():
+def test_choose_weights(monkeypatch):
+    monkeypatch.setattr(pretrained, "read_manifest", lambda: {"colour-blind": {}, "colour-s25": {}})
     assert denoisers.choose_weights() == "colour-blind"
     assert denoisers.choose_weights(25) == "colour-s25" and denoisers.choose_weights(25, blind=True) == "colour-blind"
     assert denoisers.choose_weights(30) == "colour-blind" and denoisers.choose_weights(15, weights="x.pt") == "x.pt"
+    assert denoisers.choose_weights(50) == "colour-blind"  # colour-s50 not released: the blind model
 
 
 def test_psnr_on_test_photos_matches_table_1_noise(make_denoiser):
