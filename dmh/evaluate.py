@@ -1,5 +1,6 @@
 """Evaluate a (denoiser ->) frozen task network on noisy inputs, with noise seeded so that every row of a table
-sees the same noisy pixels."""
+sees the same noisy pixels: image i's noise comes from `dmh.noise.noise_generator(seed, sigma, i)`, the one rule of
+the project (tables, the sweep, released-model scores, the paper-scale evaluation, the explorer)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from dmh.metrics import ConfusionMatrix, psnr, topk_accuracy
-from dmh.noise import add_noise
+from dmh.noise import add_noise, noise_generator
 from dmh.tasks import TaskNet
 
 __all__ = ["Denoise", "evaluate_task", "noise_degradation"]
@@ -61,15 +62,15 @@ def evaluate_task(
         labels: (N,) classes or (N, H, W) label maps.
         sigma: noise level on 0-255 (0: clean input).
         denoiser: None (the noisy input goes straight in), an `nn.Module`, or a callable (noisy, sigma) -> denoised.
-        seed: seeds the noise: the same seed and batch size give the same noisy pixels whatever the denoiser.
-        batch_size: images per batch (the noise draw is per batch, so keep it fixed across rows of a table).
+        seed: seeds the noise: image i gets `noise_generator(seed, sigma, i)`, the same whatever the denoiser, the
+            batch size or the subset's length (the first n images of a set see the noise they see in the whole set).
+        batch_size: images per batch.
 
     Returns:
         classification: {"top1", "top5", "psnr"}; segmentation: {"miou", "pixel_acc", "psnr"}. "psnr" (dB) is the
         mean over images of the (denoised or noisy) input's PSNR against the clean image.
     """
     run = as_denoise(denoiser)
-    gen = torch.Generator().manual_seed(seed)
     ragged = not isinstance(images, Tensor)
     bs = 1 if ragged else batch_size
     n = len(images)
@@ -78,7 +79,10 @@ def evaluate_task(
     logits_all, psnrs = [], []
     for i in tqdm(range(0, n, bs), desc=desc, disable=not progress, leave=False):
         clean = images[i][None] if ragged else images[i : i + bs]
-        x = add_noise(clean, sigma, gen) if sigma > 0 else clean
+        if sigma > 0:
+            x = torch.cat([add_noise(c[None], sigma, noise_generator(seed, sigma, i + k)) for k, c in enumerate(clean)])
+        else:
+            x = clean
         if run is not None:
             x = run(x, sigma)
         psnrs += [psnr(a, b) for a, b in zip(x, clean)]

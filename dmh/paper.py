@@ -522,9 +522,11 @@ class VOCSegmentation:
 
 # --------------------------------------------------------------------------------------------------------- evaluation
 def noise_generator(seed: int, sigma: float, index: int) -> torch.Generator:
-    """The generator of image `index`'s noise at `sigma`: the same for every row of a table and every process count."""
-    state = np.random.SeedSequence([int(seed), int(round(float(sigma) * 1000)), int(index)]).generate_state(2)
-    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+    """The generator of image `index`'s noise at `sigma`: the same for every row of a table and every process count
+    (`dmh.noise.noise_generator`, the project's one rule)."""
+    from dmh.noise import noise_generator as rule
+
+    return rule(seed, sigma, index)
 
 
 Denoiser = nn.Module | Callable[[Tensor, float], Tensor] | None

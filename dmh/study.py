@@ -447,7 +447,7 @@ def task_table(
     """Table 2 / 3 analogue: rows noisy, CBM3D and each named denoiser (one, or a list: one per training seed),
     columns `p.task_sigmas`.
 
-    Every row sees the same noisy pixels (noise seeded by p.seed and sigma, drawn per batch of 250 / 50). The full test
+    Every row sees the same noisy pixels (`dmh.noise.noise_generator(p.seed, sigma, i)` for image i). The full test
     set gives "metric" and "psnr" (means over the row's seeds, with "metric_seeds" and "metric_std"); the CBM3D row
     runs on the first `n_bm3d_*` images only, so every row also gets "metric_subset" (and its seeds) on those images.
 
@@ -469,7 +469,7 @@ def task_table(
         res[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
 
     for s in p.task_sigmas:
-        seed = p.seed * 7919 + int(s)
+        seed = p.seed  # image i's noise: dmh.noise.noise_generator(p.seed, s, i), the same for every row
         for row, dens in rows.items():
             res: dict[str, Any] = {}
             subs, fulls = [], []

@@ -142,9 +142,11 @@ class Explorer:
 
     # ---------------------------------------------------------------------------------------------- the callback
     def noise_generator(self, index: int) -> torch.Generator:
-        """The generator of image `index`'s noise, seeded from (seed, index) (mixed, so nearby seeds differ)."""
-        state = np.random.SeedSequence([self.seed, int(index)]).generate_state(1, np.uint64)[0]
-        return torch.Generator().manual_seed(int(state))
+        """The generator of image `index`'s noise: `dmh.noise.noise_generator(seed, 0, index)`, the project's one
+        rule at sigma 0, so that moving the sigma slider scales the same noise pattern."""
+        from dmh.noise import noise_generator
+
+        return noise_generator(self.seed, 0, index)
 
     @torch.no_grad()
     def compute(self, sigma: float, denoiser: str, task: str, index: int) -> dict[str, Any]:
