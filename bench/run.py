@@ -713,7 +713,11 @@ def targets(results: dict[str, Any], quick: bool) -> str:
                 [f"{s['image']}: `dmh denoise --blind` (released model, files) vs CBM3D", f">= {TARGET_RATIO:g}x",
                  "-", f"{x:.1f}x", "yes" if x >= TARGET_RATIO else "no"]
             )  # fmt: skip
-    if "train" in results:
+    if "train" in results and not all(
+        {"batch", "width", "channels_last", "compiled"} <= set(x) for x in results["train"]["rows"]
+    ):
+        rows.append(["train step (results.json holds an older bench's train rows: run `--only train`)", "", "", "", ""])
+    elif "train" in results:
         r = results["train"]["rows"]
         b = min(x["batch"] for x in r)
         plain = next(x for x in r if x["width"] == 1.0 and not x["channels_last"] and x["batch"] == b)
