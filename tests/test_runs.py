@@ -42,8 +42,8 @@ def test_train_once_then_load_and_seeds_differ(tmp_path, capsys):
     separate, h_sep = runs.train_or_load(dataclasses.replace(r, lam=0.0), base, tmp_path)
     assert len({fingerprint(m) for m in (net, other_seed, separate)}) == 3
     assert hist[0]["loss"] > hist[0]["rec"] and h_sep[0]["loss"] == h_sep[0]["rec"]  # the task term is off at 0
-    with pytest.raises(FileNotFoundError, match="05_lambda"):
-        runs.load(dataclasses.replace(r, seed=7), base, tmp_path, "05_lambda_ablation.ipynb")
+    with pytest.raises(FileNotFoundError, match="03_lambda"):
+        runs.load(dataclasses.replace(r, seed=7), base, tmp_path, "03_lambda_ablation.ipynb")
 
 
 def test_segmentation_and_colour_runs_train(tmp_path):

@@ -154,8 +154,8 @@ def test_zoom_box_is_inside_and_textured():
 def test_require_and_json_roundtrip(tmp_path):
     path = study.write_json(tmp_path / "a" / "x.json", {"a": 1.5, "b": [1, 2]})
     assert study.read_json(path) == {"a": 1.5, "b": [1, 2]}
-    with pytest.raises(FileNotFoundError, match="run 05_lambda_ablation.ipynb first"):
-        study.require(tmp_path / "missing.json", "05_lambda_ablation.ipynb")
+    with pytest.raises(FileNotFoundError, match="run 03_lambda_ablation.ipynb first"):
+        study.require(tmp_path / "missing.json", "03_lambda_ablation.ipynb")
 
 
 def test_report_tables_and_readme_section(tmp_path):
