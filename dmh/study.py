@@ -32,7 +32,7 @@ from dmh.metrics import psnr, ssim
 from dmh.nets import DenoiseNet, denoise
 from dmh.noise import add_noise, noise_generator, sample_sigma
 from dmh.presets import Preset, check_scale
-from dmh.tasks import TaskNet, fashion_item_classifier, fashion_segmenter
+from dmh.tasks import TaskNet
 from dmh.train import TrainConfig, train
 
 __all__ = [
@@ -296,7 +296,7 @@ def released_denoisers() -> tuple[dict[str, tuple[nn.Module, float | None]], dic
 def task_nets() -> dict[str, TaskNet]:
     """The frozen cpu-scale task networks with their kept weights, one image domain (issue 13): {"A": the classifier
     of single Fashion items on the scenes' textured backgrounds, "B": the segmenter of scenes}."""
-    return {"A": fashion_item_classifier(weights="pretrained"), "B": fashion_segmenter(weights="pretrained")}
+    return {t: runs.task_network(t) for t in ("A", "B")}
 
 
 def grey_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, float]]]:
