@@ -1,5 +1,5 @@
 """The `dmh` command line: `dmh denoise`, `dmh train-tasks`, `dmh train-denoiser`, `dmh release-denoiser`,
-`dmh reproduce`, `dmh report` (see `dmh -h`)."""
+`dmh train-sweep`, `dmh reproduce`, `dmh report` (see `dmh -h`)."""
 
 from __future__ import annotations
 
@@ -198,8 +198,10 @@ def run_notebooks(
     notebooks: str | os.PathLike = NOTEBOOKS,
     kernel: str | None = None,
     progress: bool = True,
+    retrain: bool = False,
 ) -> Path:
     """Run the numbered notebooks from number `start` on with papermill into out_root/<preset>/, then write REPORT.md.
+    `retrain`: the notebooks train every fine-tune instead of loading the kept ones (`Preset.kept_finetunes`).
 
     Shows per notebook a bar over its cells with the elapsed time and the last run's minutes (`timings.json`), and a
     line every 30 s during long cells. A failing notebook stops the run with the failing cell and error, and says how
@@ -238,7 +240,8 @@ def run_notebooks(
         try:
             with _heartbeat(nb.name, last):
                 pm.execute_notebook(
-                    str(nb), str(folder / nb.name), parameters={"preset": preset, "out_root": str(out_root.resolve())},
+                    str(nb), str(folder / nb.name), parameters={"preset": preset, "out_root": str(out_root.resolve()),
+                                                       "retrain": retrain},
                     cwd=str(notebooks), progress_bar=progress and bar, kernel_name=kernel, **manager,
                 )  # fmt: skip
         except pm.PapermillExecutionError as e:
@@ -260,8 +263,23 @@ def run_notebooks(
     return path
 
 
+def _train_sweep(args: argparse.Namespace) -> None:
+    import torch
+
+    from dmh.presets import get_preset
+    from dmh.runs import KEPT_DIR
+    from dmh.study import train_sweep
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    p = get_preset(args.preset)
+    command = "dmh " + " ".join(sys.argv[1:])
+    kept = train_sweep(p, Path(args.out) / p.name, hours=args.hours, workers=args.workers, command=command)
+    print(f"{len(kept)} fine-tunes kept in {KEPT_DIR}")
+
+
 def _reproduce(args: argparse.Namespace) -> None:
-    run_notebooks(args.preset, Path(args.out), start=args.start)
+    run_notebooks(args.preset, Path(args.out), start=args.start, retrain=args.retrain)
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -329,7 +347,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     p.add_argument("--out", default="results", help="results root (results/<preset>/ is written)")
     p.add_argument("--from", dest="start", type=int, default=1, help="start at notebook number N (resume)")
+    p.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train every fine-tune instead of loading the kept ones of data/finetunes/ (hours on 2 cores)",
+    )
     p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("train-sweep", help="train the lambda sweep's fine-tunes and keep them in data/finetunes/")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    p.add_argument("--out", default="results", help="results root (the runs train in <out>/<preset>/ckpt/)")
+    p.add_argument("--hours", type=float, default=None, help="start no new run after this many hours")
+    p.add_argument("--workers", type=int, default=None, help="runs at once, one thread each (default: the preset's)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads of this process (0: torch's default)")
+    p.set_defaults(func=_train_sweep)
 
     p = sub.add_parser("report", help="(re)write results/<preset>/REPORT.md from the result files")
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")

@@ -58,6 +58,8 @@ __all__ = [
     "cbm3d_on_test_photos",
     "fashion_patches",
     "release",
+    "val_curve",
+    "compare_widths",
     "denoise_file",
 ]
 
@@ -487,6 +489,36 @@ def release(
     path = write_pretrained(net, out, metrics=metrics, info=info, name=recipe.name)
     write_json(out / f"{recipe.name}_history.json", hist, indent=1)
     return path
+
+
+def val_curve(folder: Path) -> list[tuple[float, float]]:
+    """[(hours, mean VAL PSNR over the recipe's sigmas)] of the run in `folder` (its newest checkpoint's history)."""
+    last = last_checkpoint(folder)
+    if last is None:
+        raise FileNotFoundError(f"no checkpoint in {folder}")
+    rows = [r for r in load_checkpoint(last).get("history", []) if any(k.startswith("val_psnr_") for k in r)]
+    return [(r["hours"], float(np.mean([v for k, v in r.items() if k.startswith("val_psnr_")]))) for r in rows]
+
+
+def compare_widths(folders: dict[float, Path], min_hours: float = 1.5, margin_db: float = 0.05,
+                   default: float | None = None) -> dict[str, Any]:  # fmt: skip
+    """The width rule of the module docstring on two runs {width: folder}: at H = the earlier of the two runs' last
+    VAL hours (at least `min_hours`), the mean VAL PSNR of each run (the run that ends at H: its last point; the other:
+    its curve interpolated at H). The width ahead by at least `margin_db` wins; closer than that, `default` (None: the
+    wider). Returns {"hours", "psnr": {width: dB}, "diff", "chosen", "rule"}."""
+    curves = {w: val_curve(f) for w, f in folders.items()}
+    if len(curves) != 2:
+        raise ValueError(f"compare_widths takes two runs, got {sorted(curves)}")
+    h = min(c[-1][0] for c in curves.values())
+    if h < min_hours:
+        raise ValueError(f"the runs have {h:.2f} h of VAL curve in common; the rule needs at least {min_hours:g} h")
+    at = {w: float(np.interp(h, [r[0] for r in c], [r[1] for r in c])) for w, c in curves.items()}
+    (w1, p1), (w2, p2) = sorted(at.items())
+    diff = p2 - p1  # wider minus narrower
+    chosen = w2 if diff >= margin_db else w1 if diff <= -margin_db else (max(at) if default is None else default)
+    rule = (f"mean VAL PSNR at equal hours ({h:.2f} h); the width ahead by >= {margin_db:g} dB wins, else "
+            f"{'the wider' if default is None else f'{default:g}'}")  # fmt: skip
+    return {"hours": h, "psnr": {f"{w:g}": v for w, v in at.items()}, "diff": diff, "chosen": chosen, "rule": rule}
 
 
 def choose_weights(sigma: float | None = None, blind: bool = False, weights: str | None = None) -> str:

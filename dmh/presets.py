@@ -37,7 +37,10 @@ class Preset:
         grey_base: the grey denoiser that 03-05 fine-tune: "03" (trained alone in notebook 03) or a released grey
             name ("grey-blind", trained for hours, `dmh.denoisers`).
         task_sigmas: the Table 2 / 3 columns.
-        n_cls_test, n_seg_test: test images / scenes evaluated (10,000 / 1,000 at cpu scale).
+        n_cls_test, n_seg_test: test images / scenes of Tables 2 and 3 (2,000 / 200 at cpu scale: each table has
+            12 seeded denoisers x 5 sigmas, and one pass of a width-0.5 grey denoiser and A over 2,000 items takes
+            about 6.5 s on one thread, B over 200 scenes 7 s, measured 2026-12-02; 10,000 / 1,000 would take over an
+            hour of `make reproduce`). Every row sees the same images, so differences between rows are paired.
         n_bm3d_cls, n_bm3d_seg: the CBM3D row is evaluated on the first n images only (CBM3D takes ~0.3-1 s a
             small image); the other rows are reported on that subset too.
         ablation_lams, ablation_sigma: the lambda sweep (03): a fine-tune per lambda and seed, `joint_steps` long
@@ -47,12 +50,20 @@ class Preset:
         colour_base: the colour denoiser that 07 fine-tunes: a released colour name (`dmh.nets.RELEASED_COLOUR`,
             trained for hours, issue 12) or "01" (the short training of notebook 01).
         eff_crop, eff_batch, eff_steps, eff_lam, eff_sigma_range: the colour denoiser fine-tuned through
-            EfficientNet-Lite0 with the label-free target (07).
+            EfficientNet-Lite0 with the label-free target (07); eff_lam is the paper's lambda (classification).
+        eff_lams, eff_sweep_seeds: 07's lambda sweep on validation crops (one run per lambda and sweep seed); the
+            rows separate / joint (paper) / joint (chosen) are then trained with every seed of `seeds`.
+        eff_val_sigma, eff_val_crop: the sweep is scored at this sigma on the centre and four corner crops (this
+            side) of each VAL photograph (`dmh.photos.training_photos("val")`, never trained on), the task metric
+            being agreement with EfficientNet-Lite0's top-1 on the clean crop.
         imagenet_sigmas, imagenet_draws, imagenet_size: ImageNet-20 evaluation: noise added at `imagenet_size` (the
             classifier's input size), several seeded draws.
         threads: torch threads (0: torch's default).
         workers: fine-tunes of the lambda sweep trained at once, each in its own process on one thread
             (`dmh.runs.train_many`; 1: one after the other in the notebook's process).
+        kept_finetunes: load a fine-tune from `data/finetunes/` (`dmh.runs.KEPT_DIR`) when one of exactly the same
+            inputs is kept there, instead of training it (the cpu preset's sweep is hours of training on 2 cores;
+            `dmh reproduce --retrain` or False trains every run).
     """
 
     name: str
@@ -81,8 +92,8 @@ class Preset:
     seeds: tuple[int, ...] = (0, 1, 2)
     grey_base: str = "03"
     task_sigmas: tuple[float, ...] = (15.0, 30.0, 45.0, 60.0, 90.0)
-    n_cls_test: int = 10000
-    n_seg_test: int = 1000
+    n_cls_test: int = 2000
+    n_seg_test: int = 200
     n_bm3d_cls: int = 500
     n_bm3d_seg: int = 50
     ablation_lams: tuple[float, ...] = (0.0, 1e-3, 0.004, 1e-2, 0.02, 0.1, 0.25, 0.5, 1.0)
@@ -95,11 +106,16 @@ class Preset:
     eff_steps: int = 300
     eff_lam: float = 0.25
     eff_sigma_range: tuple[float, float] = (15.0, 55.0)
+    eff_lams: tuple[float, ...] = (0.0, 1e-3, 1e-2, 0.1, 0.25, 1.0)
+    eff_sweep_seeds: tuple[int, ...] = (0,)
+    eff_val_sigma: float = 50.0
+    eff_val_crop: int = 224
     imagenet_sigmas: tuple[float, ...] = (25.0, 50.0)
     imagenet_draws: int = 3
     imagenet_size: int = 224
     threads: int = 0
     workers: int = 2
+    kept_finetunes: bool = True
 
     def asdict(self) -> dict[str, Any]:
         """Plain dict (tuples as lists) for JSON result files and checkpoints."""
@@ -146,6 +162,7 @@ PRESETS: dict[str, Preset] = {
         joint_batch_seg=2,
         seeds=(0, 1),
         workers=1,
+        kept_finetunes=False,
         task_sigmas=(30.0, 60.0),
         n_cls_test=200,
         n_seg_test=20,
@@ -157,6 +174,8 @@ PRESETS: dict[str, Preset] = {
         eff_crop=64,
         eff_batch=2,
         eff_steps=3,
+        eff_lams=(0.0, 0.25, 1.0),
+        eff_val_crop=64,
         imagenet_sigmas=(50.0,),
         imagenet_draws=1,
         imagenet_size=64,
@@ -184,6 +203,8 @@ def get_preset(name: str, **overrides: Any) -> Preset:
         raise ValueError(f"colour_base must be '01' or a released denoiser {sorted(RELEASED)}, got {base!r}")
     if p.grey_base not in ("03", "grey-blind"):
         raise ValueError(f"grey_base must be '03' or 'grey-blind', got {p.grey_base!r}")
+    if p.name != "paper" and not {0.0, p.eff_lam} <= set(p.eff_lams):
+        raise ValueError(f"eff_lams must hold 0 and eff_lam ({p.eff_lam:g}), got {p.eff_lams}")
     if not p.seeds or len(set(p.seeds)) != len(p.seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {p.seeds}")
     if p.name != "paper":

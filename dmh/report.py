@@ -19,6 +19,9 @@ __all__ = [
     "ablation_md",
     "imagenet_md",
     "texture_md",
+    "eff_ablation_md",
+    "eff_ablation_points",
+    "claims4_md",
     "write_report",
     "update_readme",
 ]
@@ -182,15 +185,17 @@ def imagenet_md(result: dict[str, Any] | Path) -> str:
     sigmas = list(next(iter(r["rows"].values())))
 
     def cell(c: dict[str, float]) -> str:
-        return f"{100 * c['top1']:.0f} ± {100 * c['top1_std']:.0f} ({c['psnr']:.1f} dB, {c['draws']:g} draws)"
+        seeds = f" x {c['seeds']} seeds" if c.get("seeds", 1) > 1 else ""
+        return f"{100 * c['top1']:.0f} ± {100 * c['top1_std']:.0f} ({c['psnr']:.1f} dB, {c['draws']:g} draws{seeds})"
 
     rows = [[name, *[cell(d[s]) for s in sigmas]] for name, d in r["rows"].items()]
-    head = f"EfficientNet-Lite0 top-1 % on ImageNet-20 (clean: {100 * r['clean']:.0f}); mean ± std over noise draws"
+    head = (f"EfficientNet-Lite0 top-1 % on ImageNet-20 (clean: {100 * r['clean']:.0f}); mean ± std over noise draws "
+            "(and training seeds)")  # fmt: skip
     return head + "\n\n" + markdown_table(["row", *[f"sigma {s}" for s in sigmas]], rows)
 
 
 def texture_md(result: dict[str, Any] | Path) -> str:
-    """Mean texture measures over the TEST photos per method and sigma."""
+    """Mean texture measures over the TEST photos (and training seeds) per method and sigma."""
     r = _load(result)
     keys = ("psnr", "ssim", "hf_ratio", "gms")
     groups: dict[tuple[float, str], list[dict[str, Any]]] = {}
@@ -200,6 +205,47 @@ def texture_md(result: dict[str, Any] | Path) -> str:
     return markdown_table(["sigma", "method", "PSNR dB", "SSIM", "HF energy kept", "gradient similarity"], rows)
 
 
+def eff_ablation_md(result: dict[str, Any] | Path) -> str:
+    """07's lambda sweep through EfficientNet-Lite0: PSNR and agreement with the clean top-1 on the validation crops
+    at one sigma, the paper's and the chosen lambda marked."""
+    r = _load(result)
+    rows = []
+    for pt in r["points"]:
+        named = (("paper", r["paper_lam"]), ("chosen", r["chosen"]["lam"]))
+        tags = [t for t, lam in named if lam is not None and pt["lam"] == lam]
+        mark = f" ({', '.join(tags)})" if tags else ""
+        rows.append([f"{pt['lam']:g}{mark}", _pm(pt["psnr_mean"], pt["psnr_std"]),
+                     _pm(pt["metric_mean"], pt["metric_std"], 100, 1)])  # fmt: skip
+    rows.append(["starting model", f"{r['base_psnr']:.2f}", f"{100 * r['base']:.1f}"])
+    rows.append(["noisy input", f"{r['noisy_psnr']:.2f}", f"{100 * r['noisy']:.1f}"])
+    return (f"sigma {r['sigma']:g}, {r['steps']} fine-tuning steps per lambda, seeds {r['seeds']}, {r['n']} validation "
+            "crops of the VAL photographs; metric: agreement with EfficientNet-Lite0's top-1 on the clean crop\n\n"
+            + markdown_table(["lambda", "PSNR dB", "agreement %"], rows)
+            + f"\n\nChosen ({r['chosen']['rule']}): λ = {r['chosen']['lam']}.")  # fmt: skip
+
+
+def eff_ablation_points(
+    result: dict[str, Any] | Path,
+) -> tuple[dict[str, list[dict[str, float]]], dict[str, dict[str, float]]]:
+    """(points, marks) of `eff_ablation.json` for `viz.plot_ablation`."""
+    r = _load(result)
+    name = "EfficientNet-Lite0 (agreement)"
+    marks = {"paper": r["paper_lam"]}
+    if r["chosen"]["lam"] is not None:
+        marks["chosen on validation"] = r["chosen"]["lam"]
+    return {name: r["points"]}, {name: marks}
+
+
+def claims4_md(result: dict[str, Any] | Path) -> str:
+    """The verdicts on claim (4) of `dmh.study.texture_claims` (claims4.json), with the rows' PSNR difference."""
+    r = _load(result)
+    rows = [[c["claim"], c["a"], c["b"], f"{c['mean_a']:.4f}", f"{c['mean_b']:.4f}", f"{c['diff']:+.4f}",
+             f"{c['se']:.4f}", f"{c['psnr_diff']:+.2f}", f"{c['n_a']} / {c['n_b']}", f"**{c['verdict']}**"]
+            for c in r["claims"]]  # fmt: skip
+    head = ["claim", "row a", "row b", "a", "b", "a - b", "SE", "PSNR a - b (dB)", "seeds a / b", "verdict"]
+    return f"{r['rule']}\n\n" + markdown_table(head, rows)
+
+
 _SECTIONS = [
     ("01 Denoising alone (Table 1 analogue)", "table1.json", table1_md, "01_training.png"),
     ("02 Frozen task networks under noise", "task_noise.json", task_noise_md, "02_task_noise.png"),
@@ -207,8 +253,15 @@ _SECTIONS = [
     ("04 Classification cascade (Table 2 analogue)", "table2.json", task_table_md, "04_table2.png"),
     ("05 Segmentation cascade (Table 3 analogue)", "table3.json", task_table_md, "05_table3.png"),
     ("06 Claims 2 and 3: verdicts over seeds", "claims.json", claims_md, "06_claims.png"),
+    (
+        "07 Lambda sweep through EfficientNet-Lite0 (validation crops)",
+        "eff_ablation.json",
+        eff_ablation_md,
+        "07_eff_ablation.png",
+    ),
     ("07 ImageNet-20 through EfficientNet-Lite0", "imagenet20.json", imagenet_md, "07_imagenet20.png"),
     ("07 Texture", "texture.json", texture_md, "07_texture.png"),
+    ("07 Claim 4: verdicts over seeds", "claims4.json", claims4_md, "07_claims4.png"),
 ]
 
 
@@ -401,9 +454,10 @@ def imagenet_bars(result: dict[str, Any] | Path) -> tuple[dict[str, dict[str, fl
 
 
 def texture_bars(result: dict[str, Any] | Path, sigma: float, key: str) -> dict[str, dict[str, float]]:
-    """{image: {method: value}} of `texture.json` at one sigma, for `viz.plot_bars`."""
-    out: dict[str, dict[str, float]] = {}
+    """{image: {method: value}} of `texture.json` at one sigma (mean over a row's training seeds), for
+    `viz.plot_bars`."""
+    vals: dict[str, dict[str, list[float]]] = {}
     for row in _load(result)["rows"]:
         if row["sigma"] == sigma:
-            out.setdefault(row["image"], {})[row["method"]] = row[key]
-    return out
+            vals.setdefault(row["image"], {}).setdefault(row["method"], []).append(row[key])
+    return {im: {m: sum(v) / len(v) for m, v in d.items()} for im, d in vals.items()}

@@ -11,11 +11,22 @@ lam = 0 is the "separate" twin of a joint run: the same data, seed and steps, th
 BatchNorm statistics stay those of the starting model (`bn_eval`). A run's folder is `out/ckpt/<run.tag>`; its
 checkpoints store the starting weights' and the task network's fingerprints and the run spec, and a run made from
 other inputs is trained anew (`dmh.study.train_or_load`).
+
+Kept fine-tunes (issue 13's budget: "let kept weights carry the long training"). The cpu preset's sweep is dozens of
+fine-tunes, hours on 2 cores, so its finished runs are kept in `data/finetunes/` (`KEPT_DIR`; $DMH_FINETUNES
+overrides) like the task networks in `data/pretrained/`: `<tag>.pt` holds the weights, the history and the run's
+inputs (spec, the starting weights' and the task network's fingerprints); `manifest.json` holds each file's sha256,
+the training seconds, threads and commit. `train_or_load(..., kept=True)` copies a kept run into out/ckpt/<tag> when
+its inputs equal this run's (and its sha256 matches), so `make reproduce` evaluates them instead of training them; a
+run with any other input (another base, task network, lambda, length) is trained. `keep(run, out)` adds a finished
+run (`dmh keep-finetunes`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +44,11 @@ from dmh.presets import Preset
 from dmh.train import TrainConfig
 from dmh.validate import check_int, check_real
 
-__all__ = ["Run", "grey_run", "colour_run", "bn_eval", "train_or_load", "train_many", "load"]
+__all__ = ["Run", "grey_run", "colour_run", "bn_eval", "train_or_load", "train_many", "load", "keep", "KEPT_DIR"]
 
 TASKS = ("A", "B", "E")
+#: Where finished fine-tunes are kept (module docstring); $DMH_FINETUNES overrides.
+KEPT_DIR = Path(os.environ.get("DMH_FINETUNES", Path(__file__).resolve().parents[1] / "data" / "finetunes"))
 
 
 @dataclass(frozen=True)
@@ -174,22 +187,88 @@ def _inputs(run: Run, tnet: nn.Module, extra: dict[str, Any] | None) -> dict[str
 
 
 def train_or_load(
-    run: Run, base: DenoiseNet, out: Path, *, depends_on: dict[str, Any] | None = None, progress: bool = True
+    run: Run,
+    base: DenoiseNet,
+    out: Path,
+    *,
+    depends_on: dict[str, Any] | None = None,
+    progress: bool = True,
+    kept: bool = False,
+    kept_dir: Path | None = None,
 ) -> tuple[DenoiseNet, list[dict[str, float]]]:
     """Fine-tune a copy of `base` as `run` says, in out/ckpt/<run.tag> (a finished run is only loaded, an
-    interrupted one resumes; `progress`: a tqdm bar over its steps). Returns the denoiser (eval mode) and the
-    history."""
+    interrupted one resumes; `progress`: a tqdm bar over its steps). With `kept`, a kept run of the same inputs
+    (`kept_dir`, default `KEPT_DIR`) is copied there first instead of training. Returns the denoiser (eval mode) and
+    the history."""
     from dmh.study import train_or_load as _train_or_load
 
     net = _copy(base)
     tnet = task_network(run.task)
-    hist = _train_or_load(net, _step_fn(run, net, tnet), run.config(progress), Path(out) / "ckpt" / run.tag,
-                          f"fine-tune {run.tag}", _inputs(run, tnet, depends_on))  # fmt: skip
+    inputs = _inputs(run, tnet, depends_on)
+    folder = Path(out) / "ckpt" / run.tag
+    if kept and not _finished(run, out):
+        _use_kept(run, {"init": fingerprint(net), **inputs}, folder, kept_dir or KEPT_DIR)
+    hist = _train_or_load(net, _step_fn(run, net, tnet), run.config(progress), folder, f"fine-tune {run.tag}", inputs)
     return net.eval(), hist
 
 
 def _finished(run: Run, out: Path) -> bool:
     return (Path(out) / "ckpt" / run.tag / f"step_{run.steps:07d}.pt").is_file()
+
+
+def _kept_manifest(folder: Path) -> dict[str, Any]:
+    import json
+
+    path = folder / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _use_kept(run: Run, inputs: dict[str, Any], folder: Path, kept_dir: Path) -> bool:
+    """Copy the kept run `run.tag` into `folder` when its recorded inputs equal `inputs` (sha256-checked);
+    returns whether it did."""
+    import json
+
+    from dmh.pretrained import sha256_file
+
+    entry = _kept_manifest(kept_dir).get(run.tag)
+    if entry is None or entry["inputs"] != json.loads(json.dumps(inputs)):
+        return False
+    src = kept_dir / entry["file"]
+    if not src.is_file():
+        raise FileNotFoundError(f"{src} (listed in {kept_dir / 'manifest.json'}) is missing")
+    got = sha256_file(src)
+    if got != entry["sha256"]:
+        raise ValueError(f"sha256 of {src} is {got}, the manifest says {entry['sha256']}: the file was changed")
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("step_*.pt"):
+        old.unlink()
+    shutil.copyfile(src, folder / f"step_{run.steps:07d}.pt")
+    return True
+
+
+def keep(run: Run, out: Path, *, kept_dir: Path | None = None, command: str = "") -> Path:
+    """Keep the finished run `run` of out/ckpt/<run.tag> in `kept_dir` (default `KEPT_DIR`): its weights, history
+    and inputs (no optimizer state) as <tag>.pt, and a manifest entry (sha256, spec, inputs, training seconds,
+    threads, commit, `command`); a run kept already with the same inputs is left as it is. Returns the kept file."""
+    from dmh.checkpoint import load_checkpoint, save_checkpoint, write_json
+    from dmh.cli import git_commit
+    from dmh.pretrained import sha256_file
+
+    kept_dir = Path(kept_dir or KEPT_DIR)
+    src = Path(out) / "ckpt" / run.tag / f"step_{run.steps:07d}.pt"
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: the run {run.tag} has not finished in {out}")
+    ckpt = load_checkpoint(src)
+    manifest = _kept_manifest(kept_dir)
+    if run.tag in manifest and manifest[run.tag]["inputs"] == ckpt["inputs"] and (kept_dir / f"{run.tag}.pt").is_file():
+        return kept_dir / f"{run.tag}.pt"  # kept already
+    state = {k: ckpt[k] for k in ("model", "arch", "step", "history", "inputs", "config", "seconds") if k in ckpt}
+    dst = save_checkpoint(kept_dir / f"{run.tag}.pt", state)
+    manifest[run.tag] = {"file": dst.name, "sha256": sha256_file(dst), "run": dataclasses.asdict(run),
+                         "inputs": ckpt["inputs"], "seconds": ckpt.get("seconds"), "threads": ckpt.get("threads"),
+                         "commit": git_commit(), "torch": torch.__version__, "command": command}  # fmt: skip
+    write_json(kept_dir / "manifest.json", manifest, sort_keys=True)
+    return dst
 
 
 def _worker(run: Run, arch: dict[str, Any], state: dict[str, Tensor], out: str, depends_on: Any) -> str:
@@ -209,22 +288,33 @@ def train_many(
     workers: int = 1,
     depends_on: dict[str, Any] | None = None,
     progress: bool = True,
+    kept: bool = False,
+    kept_dir: Path | None = None,
 ) -> list[str]:
     """Train every run of `specs` whose finished checkpoint is missing (finished ones are skipped; `train_or_load`
     checks their inputs when they are loaded). `workers` > 1 trains that many at once, each in its own process on one
     torch thread: on this project's 2-core CPU small fine-tunes scale better as two 1-thread processes than as one
     2-thread process. A run's numbers depend only on its spec, its inputs and the thread count it trained with, not on
-    the order or the number of workers. Returns the tags trained now."""
+    the order or the number of workers. With `kept`, kept runs of the same inputs are copied instead of trained
+    (`train_or_load`). Returns the tags trained (or copied) now."""
     from tqdm.auto import tqdm
 
     check_int(workers, "workers", low=1)
     todo = [r for r in dict.fromkeys(specs) if not _finished(r, out)]
+    copied = []
+    if kept and todo:  # kept runs are copied here, in the parent: only the others need a process
+        init, tnets = fingerprint(base), {t: task_network(t) for t in {r.task for r in todo}}
+        for r in todo:
+            inputs = {"init": init, **_inputs(r, tnets[r.task], depends_on)}
+            if _use_kept(r, inputs, Path(out) / "ckpt" / r.tag, Path(kept_dir or KEPT_DIR)):
+                copied.append(r.tag)
+        todo = [r for r in todo if r.tag not in copied]
     if not todo:
-        return []
+        return copied
     if workers == 1 or len(todo) == 1:
         for r in tqdm(todo, desc="fine-tunes", disable=not progress):
             train_or_load(r, base, Path(out), depends_on=depends_on)
-        return [r.tag for r in todo]
+        return copied + [r.tag for r in todo]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -235,7 +325,7 @@ def train_many(
         for f in tqdm(as_completed(futures), total=len(futures), desc=f"fine-tunes ({workers} processes)",
                       disable=not progress):  # fmt: skip
             f.result()  # raises a worker's error here
-    return [r.tag for r in todo]
+    return copied + [r.tag for r in todo]
 
 
 def load(run: Run, base: DenoiseNet, out: Path, notebook: str) -> DenoiseNet:

@@ -553,7 +553,12 @@ def plot_bars(
 VERDICT_COLOURS = {"held": "tab:green", "did not hold": "tab:red", "within noise": "0.5"}
 
 
-def plot_verdicts(claims: Sequence[Mapping[str, Any]], unit: float = 100.0, xlabel: str = "a - b (points)") -> Figure:
+def plot_verdicts(
+    claims: Sequence[Mapping[str, Any]],
+    unit: float = 100.0,
+    xlabel: str = "a - b (points)",
+    title: str = "claims 2 and 3: does row a beat row b?",
+) -> Figure:
     """The claim read-out at a glance: one line per comparison "a beats b", its difference (times `unit`) with a bar of
     +- 2 standard errors, coloured by verdict ("held" / "did not hold" / "within noise"), zero dashed.
 
@@ -561,6 +566,7 @@ def plot_verdicts(claims: Sequence[Mapping[str, Any]], unit: float = 100.0, xlab
         claims: rows of `dmh.study.claims` ({"claim", "task", "a", "b", "diff", "se", "verdict"}).
         unit: scale of the differences (100: metrics in [0, 1] shown as points).
         xlabel: the x label.
+        title: the figure's title.
     """
     if not claims:
         raise ValueError("plot_verdicts needs at least one claim")
@@ -572,11 +578,12 @@ def plot_verdicts(claims: Sequence[Mapping[str, Any]], unit: float = 100.0, xlab
         colour = VERDICT_COLOURS.get(c["verdict"], "black")
         ax.errorbar([unit * float(c["diff"])], [y], xerr=[2 * unit * se], fmt="o", color=colour, capsize=3)
     ax.axvline(0, color="0.3", linestyle="--", linewidth=1)
-    ax.set_yticks(range(len(claims)), [f"{c['task']}: {c['a']} vs {c['b']}" for c in claims][::-1], fontsize=8)
+    labels = [f"{c['task']}{' ' + c['measure'] if 'measure' in c else ''}: {c['a']} vs {c['b']}" for c in claims]
+    ax.set_yticks(range(len(claims)), labels[::-1], fontsize=8)
     ax.set_xlabel(xlabel + ", bar: +- 2 standard errors over seeds")
     for verdict, colour in VERDICT_COLOURS.items():
         ax.plot([], [], "o", color=colour, label=verdict)
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3, axis="x")
-    fig.suptitle("claims 2 and 3: does row a beat row b?")
+    fig.suptitle(title)
     return fig

@@ -27,7 +27,7 @@ from dmh.noise import add_noise, check_sigma
 from dmh.tasks import TaskNet
 from dmh.viz import label_legend, new_figure, show_image, show_labels
 
-__all__ = ["ExplorerTask", "Explorer", "explorer_figure"]
+__all__ = ["ExplorerTask", "Explorer", "explorer_figure", "zoom_gallery"]
 
 #: The three inputs the explorer compares, in display order.
 INPUTS = ("noisy", "denoised", "clean")
@@ -369,3 +369,26 @@ def explorer_figure(result: Mapping[str, Any], *, panel_width: float = 2.4) -> F
         title = f"{result['task']}, image {result['index']}: true class {result['truth']}"
         fig.suptitle(title, fontsize=11, y=1 - 0.08 / fh, va="top")
     return fig
+
+
+def zoom_gallery(folder: Any, pattern: str = "07_zoom_*.png") -> Any:
+    """The texture zoom-ins of notebook 07 (folder/07_zoom_<photo>.png: noisy / CBM3D / the starting model / separate
+    / joint rows at the largest photo sigma) behind a dropdown: pick a TEST photo, see its zoom-in.
+
+    Returns an ipywidgets VBox (dropdown, image); its `.children[0]` is the dropdown, `.children[1]` the Image.
+    Raises FileNotFoundError naming notebook 07 when no zoom-in is there."""
+    from pathlib import Path
+
+    import ipywidgets as w
+
+    files = {p.stem.removeprefix("07_zoom_"): p for p in sorted(Path(folder).glob(pattern))}
+    if not files:
+        raise FileNotFoundError(f"no texture zoom-ins ({pattern}) in {folder}: run 07_texture.ipynb first")
+    pick = w.Dropdown(options=list(files), description="photo")
+    image = w.Image(value=files[pick.value].read_bytes(), format="png", layout=w.Layout(max_width="100%"))
+
+    def show(change: Any = None) -> None:
+        image.value = files[pick.value].read_bytes()
+
+    pick.observe(show, names="value")
+    return w.VBox([pick, image])

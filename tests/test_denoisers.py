@@ -323,3 +323,25 @@ def test_grey_recipe_trains_and_releases_beside_cbm3d(tmp_path, monkeypatch):
     write_file(tmp_path / "c.png", np.stack([grey] * 3, axis=2))
     with pytest.raises(ValueError, match="colour image and grey-blind a grey denoiser"):
         denoisers.denoise_file(tmp_path / "c.png", tmp_path / "o2.png", weights="grey-blind", progress=False)
+
+
+def test_compare_widths_at_equal_hours(tmp_path):
+    """The width rule: the mean VAL PSNR of both runs at the hours they share; >= 0.05 dB wins, else the default."""
+    from dmh.checkpoint import save_checkpoint
+
+    def run(name: str, rows: list[tuple[float, float, float]]) -> Path:
+        hist = [{"step": k, "hours": h, "val_psnr_15": a, "val_psnr_30": b} for k, (h, a, b) in enumerate(rows)]
+        hist.insert(1, {"step": 99, "hours": 0.1, "loss": 0.01})  # a row without VAL scores is skipped
+        (tmp_path / name).mkdir()
+        save_checkpoint(tmp_path / name / "step_0000010.pt", {"model": {}, "step": 10, "history": hist})
+        return tmp_path / name
+
+    narrow = run("n", [(0.5, 30.0, 26.0), (1.5, 31.0, 27.0), (2.5, 31.2, 27.2)])  # means 28, 29, 29.2
+    wide = run("w", [(1.0, 30.6, 27.0), (2.0, 31.2, 27.4)])  # means 28.8, 29.3
+    assert [round(v, 6) for _, v in denoisers.val_curve(narrow)] == [28.0, 29.0, 29.2]
+    res = denoisers.compare_widths({0.25: narrow, 0.5: wide}, default=0.25)
+    assert res["hours"] == 2.0 and abs(res["psnr"]["0.25"] - 29.1) < 1e-9 and abs(res["diff"] - 0.2) < 1e-9
+    assert res["chosen"] == 0.5
+    assert denoisers.compare_widths({0.25: narrow, 0.5: wide}, margin_db=0.3, default=0.25)["chosen"] == 0.25
+    with pytest.raises(ValueError, match="at least 3"):
+        denoisers.compare_widths({0.25: narrow, 0.5: wide}, min_hours=3)

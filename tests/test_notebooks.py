@@ -35,7 +35,7 @@ def test_smoke_run_writes_results_and_report(smoke):
     for name in NAMES:
         assert (smoke / name).is_file()
     for f in ("table1.json", "task_noise.json", "table2.json", "table3.json", "ablation.json", "claims.json",
-              "imagenet20.json", "texture.json", "timings.json"):  # fmt: skip
+              "imagenet20.json", "texture.json", "eff_ablation.json", "claims4.json", "timings.json"):  # fmt: skip
         json.loads((smoke / f).read_text())
     t2 = json.loads((smoke / "table2.json").read_text())
     assert set(t2["rows"]) == {"noisy", "CBM3D", "separate", "joint (paper)", "joint (chosen)", "cross-task"}
@@ -45,8 +45,14 @@ def test_smoke_run_writes_results_and_report(smoke):
     assert [len(pt["psnr"]) for pt in abl["A"]["points"]] == [2] * 5 and "rule" in abl["A"]["chosen"]
     verdicts = json.loads((smoke / "claims.json").read_text())["claims"]
     assert len(verdicts) == 8 and {c["verdict"] for c in verdicts} <= {"held", "did not hold", "within noise"}
+    tex = json.loads((smoke / "texture.json").read_text())["rows"]
+    assert {r["method"] for r in tex} >= {"separate", "joint (paper)", "joint (chosen)"}
+    assert {r["seed"] for r in tex if r["method"] == "separate"} == {0, 1}  # one denoiser per seed
+    c4 = json.loads((smoke / "claims4.json").read_text())["claims"]
+    assert {c["measure"] for c in c4} == {"gms", "ssim"} and all("psnr_diff" in c for c in c4)
     report = (smoke / "REPORT.md").read_text()
-    for title in ("Table 1", "Table 2", "Table 3", "ablation", "Cross-task", "Claims", "Texture", "ImageNet-20"):
+    for title in ("Table 1", "Table 2", "Table 3", "ablation", "Cross-task", "Claims", "Texture", "ImageNet-20",
+                  "Claim 4", "EfficientNet-Lite0 (validation crops)"):  # fmt: skip
         assert title in report
     assert list(smoke.glob("*.png"))
 

@@ -67,3 +67,30 @@ def test_train_many_in_worker_processes_equals_one_thread_serial(tmp_path, singl
     assert runs.train_many(specs, base, tmp_path / "par", workers=2) == []
     with pytest.raises(ValueError, match="workers"):
         runs.train_many(specs, base, tmp_path, workers=0)
+
+
+def test_kept_runs_are_copied_only_for_the_same_inputs(tmp_path):
+    """A kept fine-tune replaces training when its inputs are this run's (and its sha256 holds); other inputs train."""
+    base, kept = _base(), tmp_path / "kept"
+    r = runs.Run("A", 0.25, seed=0, steps=2, batch=2)
+    net, hist = runs.train_or_load(r, base, tmp_path / "first")
+    path = runs.keep(r, tmp_path / "first", kept_dir=kept, command="test")
+    manifest = runs._kept_manifest(kept)
+    assert path.is_file() and manifest[r.tag]["run"]["lam"] == 0.25 and manifest[r.tag]["command"] == "test"
+    assert "optimizer" not in torch.load(path, weights_only=True)  # weights, history, inputs only
+    # A fresh results folder: the kept run is copied (same weights and history, nothing trained).
+    got, hist2 = runs.train_or_load(r, base, tmp_path / "fresh", kept=True, kept_dir=kept)
+    assert fingerprint(got) == fingerprint(net) and hist2 == hist
+    assert runs.train_many([r], base, tmp_path / "fresh2", kept=True, kept_dir=kept) == [r.tag]
+    assert fingerprint(runs.load(r, base, tmp_path / "fresh2", "03")) == fingerprint(net)
+    # Another starting denoiser: the kept run does not apply; it trains.
+    other = DenoiseNet(1, 0.125)
+    assert runs._use_kept(r, {"init": fingerprint(other)}, tmp_path / "x", kept) is False
+    trained, _ = runs.train_or_load(r, other, tmp_path / "other", kept=True, kept_dir=kept)
+    assert fingerprint(trained) != fingerprint(net)
+    # Without kept=True nothing is copied.
+    assert not (tmp_path / "plain" / "ckpt" / r.tag).exists()
+    # A changed kept file is refused, naming it.
+    path.write_bytes(path.read_bytes()[:-1] + b"x")
+    with pytest.raises(ValueError, match="sha256"):
+        runs.train_or_load(r, base, tmp_path / "fresh3", kept=True, kept_dir=kept)

@@ -239,3 +239,88 @@ def test_claims_are_computed_from_the_tables_with_two_standard_errors(tmp_path):
     assert "**held**" in md and "2 standard errors" in md
     table = report.task_table_md(a)
     assert "| joint (chosen), λ=0.02, 3 seeds | 86.0 ± 1.0 (20.0 dB)" in table and "cross-task, λ=0.5 via B" in table
+
+
+def test_choose_run_length_is_the_first_settled_length():
+    """The rule fixed before the probe: the shortest length within 0.1 dB and 1 point of the longest, for every run."""
+    curve = {"curves": [
+        {"step": [0, 300, 600, 900], "psnr": [20.0, 21.5, 21.95, 22.0], "metric": [0.80, 0.84, 0.855, 0.86]},
+        {"step": [0, 300, 600, 900], "psnr": [20.0, 21.0, 21.8, 21.85], "metric": [0.80, 0.82, 0.832, 0.84]},
+    ]}  # fmt: skip
+    assert study.choose_run_length(curve)["steps"] == 600
+    curve["curves"][1]["metric"][2] = 0.829  # 1.1 points short at 600: not settled before the end
+    assert study.choose_run_length(curve)["steps"] == 900
+
+
+def test_run_length_curve_scores_validation_data_along_the_run(tmp_path):
+    p = get_preset("smoke", n_val_cls=16)
+    torch.manual_seed(0)
+    base = DenoiseNet(1, 0.125).eval()
+    res = study.run_length_curve(base, p, {"A": (0.0, 0.25)}, steps=4, every=2, out=tmp_path, progress=False)
+    assert [c["lam"] for c in res["curves"]] == [0.0, 0.25]
+    for c in res["curves"]:
+        assert c["step"] == [0, 2, 4] and len(c["psnr"]) == len(c["metric"]) == 3
+        assert c["psnr"][0] == res["curves"][0]["psnr"][0]  # both start from the same base on the same noise
+    assert json.loads((tmp_path / "run_length.json").read_text())["curves"][1]["step"] == [0, 2, 4]
+    assert study.choose_run_length(res)["steps"] in (2, 4)
+
+
+def test_train_sweep_keeps_every_run_and_a_second_call_trains_nothing(tmp_path, monkeypatch):
+    from dmh import runs
+
+    torch.manual_seed(0)
+    base = DenoiseNet(1, 0.125).eval()
+    monkeypatch.setattr(study, "load_grey_base", lambda p, out: base)
+    monkeypatch.setattr(runs, "KEPT_DIR", tmp_path / "kept")
+    p = get_preset("smoke", seeds=(0,), joint_steps=1, workers=1)
+    tags = [r.tag for r in study.sweep_runs(p)]
+    assert len(tags) == 2 * len(p.ablation_lams) and tags[0].startswith("A_lam0_seed0")
+    assert study.train_sweep(p, tmp_path / "res") == tags
+    assert set(runs._kept_manifest(tmp_path / "kept")) == set(tags)
+    assert study.train_sweep(p, tmp_path / "res", hours=0) == []  # out of hours before the first run
+    # A fresh results folder with the kept runs: the sweep's fine-tunes are copied, not trained.
+    fresh = tmp_path / "fresh"
+    assert runs.train_many(study.sweep_runs(p), base, fresh, kept=True) == tags
+    r = study.sweep_runs(p)[3]
+    assert fingerprint(runs.load(r, base, fresh, "03")) == fingerprint(runs.load(r, base, tmp_path / "res", "03"))
+
+
+def test_texture_claims_compare_seeds_and_report_the_psnr_gap(tmp_path):
+    rows = []
+    for im in ("a", "b"):
+        for sigma in (25.0, 50.0):
+            rows.append({"image": im, "sigma": sigma, "method": "noisy", "seed": 0, "psnr": 20.0, "ssim": 0.3,
+                         "hf_ratio": 3.0, "gms": 0.7})  # fmt: skip
+            for sd, (g_sep, g_joint) in enumerate(((0.90, 0.95), (0.91, 0.96), (0.89, 0.94))):
+                rows.append({"image": im, "sigma": sigma, "method": "separate", "seed": sd, "psnr": 30.0,
+                             "ssim": 0.85, "hf_ratio": 0.8, "gms": g_sep})  # fmt: skip
+                rows.append({"image": im, "sigma": sigma, "method": "joint (chosen)", "seed": sd, "psnr": 29.8,
+                             "ssim": 0.85 + 0.001 * (sd - 1), "hf_ratio": 0.9, "gms": g_joint})  # fmt: skip
+    study.write_json(tmp_path / "texture.json", {"rows": rows})
+    res = study.texture_claims(tmp_path)
+    got = {(c["measure"], c["a"]): c for c in res["claims"]}
+    assert set(got) == {("gms", "joint (chosen)"), ("ssim", "joint (chosen)")}  # no "joint (paper)" rows here
+    assert got[("gms", "joint (chosen)")]["verdict"] == "held" and got[("gms", "joint (chosen)")]["n_a"] == 3
+    assert got[("ssim", "joint (chosen)")]["verdict"] == "within noise"
+    assert abs(got[("gms", "joint (chosen)")]["psnr_diff"] + 0.2) < 1e-9
+    md = report.claims4_md(res)
+    assert "**held**" in md and "-0.20" in md
+    bars = report.texture_bars({"rows": rows}, 25.0, "gms")
+    assert abs(bars["a"]["separate"] - 0.90) < 1e-9  # mean over the seeds
+
+
+def test_colour_sweep_rows_and_tables_at_smoke_size(tmp_path):
+    """07's chain at smoke size: the sweep on validation crops, the chosen lambda, the seeded rows, ImageNet-20."""
+    p = get_preset("smoke", seeds=(0, 1), eff_lams=(0.0, 0.25))
+    torch.manual_seed(0)
+    base = DenoiseNet(3, 0.125).eval()
+    abl = study.colour_ablation(base, p, tmp_path, progress=False)
+    assert [pt["lam"] for pt in abl["points"]] == [0.0, 0.25] and abl["n"] % 5 == 0
+    assert abl["chosen"]["lam"] in (None, 0.25) and (tmp_path / "eff_ablation.json").is_file()
+    assert "agreement" in report.eff_ablation_md(abl)
+    rows, lams = study.colour_rows(base, p, tmp_path, abl, progress=False)
+    assert set(rows) == {"separate", "joint (paper)", "joint (chosen)"} and all(len(v) == 2 for v in rows.values())
+    assert lams["separate"] == 0.0 and lams["joint (paper)"] == p.eff_lam
+    assert fingerprint(rows["separate"][0]) != fingerprint(rows["separate"][1])  # one denoiser per seed
+    imnet = study.imagenet_table({"separate": rows["separate"]}, p, tmp_path)
+    assert imnet["rows"]["separate"]["50"]["seeds"] == 2 and "x 2 seeds" in report.imagenet_md(imnet)

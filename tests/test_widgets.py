@@ -238,3 +238,17 @@ def test_update_under_one_second_at_cpu_sizes(one_thread):
     print("update times:", fmt)
     assert max(cpu.values()) < 1.0, f"an update used over 1 s of CPU: {fmt}"
     assert max(wall.values()) < 1.0, f"an update took over 1 s: {fmt}"
+
+
+def test_zoom_gallery_switches_the_picture(tmp_path):
+    from dmh.widgets import zoom_gallery
+
+    with pytest.raises(FileNotFoundError, match="07_texture"):
+        zoom_gallery(tmp_path)
+    for name, byte in (("kodim23", b"a"), ("monarch", b"b")):
+        (tmp_path / f"07_zoom_{name}.png").write_bytes(b"\x89PNG" + byte)
+    box = zoom_gallery(tmp_path)
+    pick, image = box.children
+    assert list(pick.options) == ["kodim23", "monarch"] and bytes(image.value).endswith(b"a")
+    pick.value = "monarch"
+    assert bytes(image.value).endswith(b"b")
