@@ -158,8 +158,11 @@ RECIPES: dict[str, Recipe] = {
 
 
 #: The grey base of the cpu-scale study (issue 13): blind over sigma 0-100 (the tables' sigmas reach 90) on 32 x 32
-#: patches, 64 a step (as many pixels as 32 colour patches of 48 x 48, a third of the channels). Width: chosen like the
-#: colour model's, by the rule in this module's docstring, between the candidates 0.25 (the cpu preset's) and 0.5.
+#: patches, 64 a step (as many pixels as 32 colour patches of 48 x 48, a third of the channels). Width 0.5, chosen by
+#: the rule in this module's docstring (`compare_widths`, session 3, 2026-12-02): at 1.54 h of training on one thread
+#: each, the mean VAL PSNR over sigma 15 / 30 / 45 / 60 / 90 was 25.01 dB at width 0.5 (step 17,000) against 24.73 dB
+#: at width 0.25 (interpolated; 24.83 dB at its last point, 2.13 h): +0.28 dB, past the 0.05 dB margin. Width 0.25's run
+#: stays in data/training/grey-blind-w0.25.
 _GREY = Recipe(
     "grey-blind",
     width=0.5,

@@ -29,13 +29,15 @@ class Preset:
         grey_width, grey_batch, grey_steps, grey_lr, grey_sigma_range: the grey denoiser trained alone on
             Fashion-MNIST items and scene crops (03/04 start from it).
         joint_steps, joint_lr, joint_batch_cls, joint_batch_seg: fine-tuning, joint (lam > 0) or separate (lam = 0)
-            with the same data, seed and steps.
+            with the same data, seed and steps. 600 steps at cpu scale, where the rule of
+            `dmh.study.choose_run_length` picked 1,800 on the validation probe `bench/run_length.py`: the README
+            ("Run length") says why and what it changes.
         lam_cls, lam_seg: the paper's lambdas (0.25 classification, 0.5 segmentation).
         lam_cls_code, lam_seg_code: the lambdas the authors' released code ran with, in these units (0.004 and 0.02;
             ../shared/PAPER.md, "What lambda is in the authors' released code").
         seeds: training seeds of every fine-tuned row and lambda point (mean and spread over them, `dmh.stats`).
-        grey_base: the grey denoiser that 03-05 fine-tune: "03" (trained alone in notebook 03) or a released grey
-            name ("grey-blind", trained for hours, `dmh.denoisers`).
+        grey_base: the grey denoiser that 03-05 fine-tune: "03" (trained alone in notebook 03; the smoke preset) or
+            the released "grey-blind" (trained for hours, `dmh.denoisers`; the cpu preset).
         task_sigmas: the Table 2 / 3 columns.
         n_cls_test, n_seg_test: test images / scenes of Tables 2 and 3 (2,000 / 200 at cpu scale: each table has
             12 seeded denoisers x 5 sigmas, and one pass of a width-0.5 grey denoiser and A over 2,000 items takes
@@ -90,7 +92,7 @@ class Preset:
     lam_cls_code: float = 0.004
     lam_seg_code: float = 0.02
     seeds: tuple[int, ...] = (0, 1, 2)
-    grey_base: str = "03"
+    grey_base: str = "grey-blind"
     task_sigmas: tuple[float, ...] = (15.0, 30.0, 45.0, 60.0, 90.0)
     n_cls_test: int = 2000
     n_seg_test: int = 200
@@ -163,6 +165,7 @@ PRESETS: dict[str, Preset] = {
         seeds=(0, 1),
         workers=1,
         kept_finetunes=False,
+        grey_base="03",
         task_sigmas=(30.0, 60.0),
         n_cls_test=200,
         n_seg_test=20,

@@ -27,7 +27,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,13 +291,16 @@ def train_many(
     progress: bool = True,
     kept: bool = False,
     kept_dir: Path | None = None,
+    on_done: Callable[[Run], None] | None = None,
+    deadline: float | None = None,
 ) -> list[str]:
     """Train every run of `specs` whose finished checkpoint is missing (finished ones are skipped; `train_or_load`
     checks their inputs when they are loaded). `workers` > 1 trains that many at once, each in its own process on one
     torch thread: on this project's 2-core CPU small fine-tunes scale better as two 1-thread processes than as one
     2-thread process. A run's numbers depend only on its spec, its inputs and the thread count it trained with, not on
     the order or the number of workers. With `kept`, kept runs of the same inputs are copied instead of trained
-    (`train_or_load`). Returns the tags trained (or copied) now."""
+    (`train_or_load`). `on_done(run)` is called in this process as each run finishes (e.g. `keep`); after `deadline`
+    (a `time.time()` value) no new run starts. Returns the tags trained (or copied) now, in the order they finished."""
     from tqdm.auto import tqdm
 
     check_int(workers, "workers", low=1)
@@ -311,21 +315,39 @@ def train_many(
         todo = [r for r in todo if r.tag not in copied]
     if not todo:
         return copied
+    for tag in copied:
+        if on_done is not None:
+            on_done(next(r for r in specs if r.tag == tag))
+    done: list[str] = []
+    late = (lambda: time.time() >= deadline) if deadline is not None else (lambda: False)  # noqa: E731
     if workers == 1 or len(todo) == 1:
         for r in tqdm(todo, desc="fine-tunes", disable=not progress):
+            if late():
+                break
             train_or_load(r, base, Path(out), depends_on=depends_on)
-        return copied + [r.tag for r in todo]
+            done.append(r.tag)
+            if on_done is not None:
+                on_done(r)
+        return copied + done
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     arch = {"in_channels": base.in_channels, "width": base.width}
     state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items()}
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_worker, r, arch, state, str(out), depends_on) for r in todo]
+        futures = {pool.submit(_worker, r, arch, state, str(out), depends_on): r for r in todo}
         for f in tqdm(as_completed(futures), total=len(futures), desc=f"fine-tunes ({workers} processes)",
                       disable=not progress):  # fmt: skip
+            if f.cancelled():
+                continue
             f.result()  # raises a worker's error here
-    return copied + [r.tag for r in todo]
+            done.append(futures[f].tag)
+            if on_done is not None:
+                on_done(futures[f])
+            if late():  # runs not started yet are dropped; the ones under way finish
+                for g in futures:
+                    g.cancel()
+    return copied + done
 
 
 def load(run: Run, base: DenoiseNet, out: Path, notebook: str) -> DenoiseNet:

@@ -642,22 +642,22 @@ def train_sweep(p: Preset, out: Path, *, hours: float | None = None, workers: in
                 command: str = "") -> list[str]:  # fmt: skip
     """Train the sweep's fine-tunes (`sweep_runs`) from `p`'s grey base in out/ckpt, `workers` at a time (default
     `p.workers`), and keep each finished run in `dmh.runs.KEPT_DIR` as soon as it finishes, so that an interrupted
-    session loses at most the runs under way (they resume from their last quarter). Stops starting new runs after
-    `hours`. Runs already kept with the same inputs are copied, not trained. Returns the tags kept."""
+    session loses at most the runs under way (they resume from their last quarter). Starts no new run after
+    `hours`. Runs already kept with the same inputs are copied, not trained. Returns the tags kept, in the order they
+    finished."""
     check_scale(p)
     base = load_grey_base(p, out)
-    workers = p.workers if workers is None else workers
     todo = sweep_runs(p)
     t0, kept = time.time(), []
-    for i in range(0, len(todo), workers):
-        if hours is not None and (time.time() - t0) / 3600 >= hours:
-            break
-        chunk = todo[i : i + workers]
-        runs.train_many(chunk, base, out, workers=workers, kept=True, progress=False)
-        for r in chunk:
-            runs.keep(r, out, command=command)
-            kept.append(r.tag)
-        print(f"kept {len(kept)}/{len(todo)} fine-tunes ({(time.time() - t0) / 3600:.2f} h)", flush=True)
+
+    def keep(r: runs.Run) -> None:
+        runs.keep(r, out, command=command)
+        kept.append(r.tag)
+        print(f"kept {r.tag}: {len(kept)}/{len(todo)} fine-tunes ({(time.time() - t0) / 3600:.2f} h)", flush=True)
+
+    deadline = None if hours is None else t0 + 3600 * hours
+    runs.train_many(todo, base, out, workers=p.workers if workers is None else workers, kept=True, progress=False,
+                    on_done=keep, deadline=deadline)  # fmt: skip
     return kept
 
 
