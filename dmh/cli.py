@@ -231,6 +231,8 @@ def run_notebooks(
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     todo = [nb for nb in nbs if int(nb.name[:2]) >= start]
     commit = git_commit()  # the code the notebooks run, read before they run
+    # `retrain` only when asked: the notebooks that fine-tune (03, 07) declare it, the others would warn
+    params = {"preset": preset, "out_root": str(out_root.resolve()), **({"retrain": True} if retrain else {})}
     for k, nb in enumerate(todo, 1):
         last = timings.get(nb.name)
         was = f", last run {last / 60:.1f} min" if last else ""
@@ -240,8 +242,7 @@ def run_notebooks(
         try:
             with _heartbeat(nb.name, last):
                 pm.execute_notebook(
-                    str(nb), str(folder / nb.name), parameters={"preset": preset, "out_root": str(out_root.resolve()),
-                                                       "retrain": retrain},
+                    str(nb), str(folder / nb.name), parameters=params,
                     cwd=str(notebooks), progress_bar=progress and bar, kernel_name=kernel, **manager,
                 )  # fmt: skip
         except pm.PapermillExecutionError as e:

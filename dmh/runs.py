@@ -300,7 +300,7 @@ def train_many(
     2-thread process. A run's numbers depend only on its spec, its inputs and the thread count it trained with, not on
     the order or the number of workers. With `kept`, kept runs of the same inputs are copied instead of trained
     (`train_or_load`). `on_done(run)` is called in this process as each run finishes (e.g. `keep`); after `deadline`
-    (a `time.time()` value) no new run starts. Returns the tags trained (or copied) now, in the order they finished."""
+    (a `time.time()` value) no new run starts. Returns the tags trained (or copied) now, in the order of `specs`."""
     from tqdm.auto import tqdm
 
     check_int(workers, "workers", low=1)
@@ -313,8 +313,12 @@ def train_many(
             if _use_kept(r, inputs, Path(out) / "ckpt" / r.tag, Path(kept_dir or KEPT_DIR)):
                 copied.append(r.tag)
         todo = [r for r in todo if r.tag not in copied]
+
+    def in_order(tags: list[str]) -> list[str]:
+        return [r.tag for r in dict.fromkeys(specs) if r.tag in set(tags)]
+
     if not todo:
-        return copied
+        return in_order(copied)
     for tag in copied:
         if on_done is not None:
             on_done(next(r for r in specs if r.tag == tag))
@@ -328,7 +332,7 @@ def train_many(
             done.append(r.tag)
             if on_done is not None:
                 on_done(r)
-        return copied + done
+        return in_order(copied + done)
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -347,7 +351,7 @@ def train_many(
             if late():  # runs not started yet are dropped; the ones under way finish
                 for g in futures:
                     g.cancel()
-    return copied + done
+    return in_order(copied + done)
 
 
 def load(run: Run, base: DenoiseNet, out: Path, notebook: str) -> DenoiseNet:

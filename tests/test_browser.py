@@ -175,7 +175,7 @@ def test_explorer_renders_and_reacts_in_a_real_browser(lab, browser):
 
     # the denoiser (lambda) and the task dropdowns
     selects = browser.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")
-    assert len(selects) == 2
+    assert len(selects) == 3  # the explorer's lambda and task, then the gallery of 07's zoom-ins (photo)
     lam = Select(selects[0])
     assert len(lam.options) >= 2
     lam_label = lam.options[1].text
@@ -188,6 +188,14 @@ def test_explorer_renders_and_reacts_in_a_real_browser(lab, browser):
     fourth = _wait(browser, lambda d: (t := psnr_text(d)) and t != third and t, timeout=15)
     assert fourth.split(" #")[0] == task_label
     _wait(browser, lambda d: image(d).get_attribute("src") not in (src0, src1), timeout=15)
+
+    # 07's texture zoom-ins: another photo, another picture
+    gallery = Select(browser.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[2])
+    assert len(gallery.options) == 5  # the five TEST photos
+    zoom = lambda d: d.find_element(By.CSS_SELECTOR, ".widget-image").get_attribute("src")  # noqa: E731
+    z0 = _wait(browser, zoom)
+    gallery.select_by_index(1)
+    _wait(browser, lambda d: (z := zoom(d)) != z0 and z, timeout=15)
 
     browser.execute_script("arguments[0].scrollIntoView();", browser.find_element(By.CSS_SELECTOR, ".dmh-psnr"))
     shot = results / "08_explorer_browser.png"
