@@ -275,7 +275,8 @@ def _train_sweep(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     p = get_preset(args.preset)
     command = "dmh " + " ".join(sys.argv[1:])
-    kept = train_sweep(p, Path(args.out) / p.name, hours=args.hours, workers=args.workers, command=command)
+    kept = train_sweep(p, Path(args.out) / p.name, hours=args.hours, workers=args.workers, colour=not args.grey_only,
+                       command=command)  # fmt: skip
     print(f"{len(kept)} fine-tunes kept in {KEPT_DIR}")
 
 
@@ -355,12 +356,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.set_defaults(func=_reproduce)
 
-    p = sub.add_parser("train-sweep", help="train the lambda sweep's fine-tunes and keep them in data/finetunes/")
+    p = sub.add_parser(
+        "train-sweep", help="train the study's fine-tunes (03's sweep, 07's) and keep them in data/finetunes/"
+    )
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     p.add_argument("--out", default="results", help="results root (the runs train in <out>/<preset>/ckpt/)")
     p.add_argument("--hours", type=float, default=None, help="start no new run after this many hours")
     p.add_argument("--workers", type=int, default=None, help="runs at once, one thread each (default: the preset's)")
     p.add_argument("--threads", type=int, default=0, help="torch threads of this process (0: torch's default)")
+    p.add_argument("--grey-only", action="store_true", help="only the grey sweep (not 07's colour fine-tunes)")
     p.set_defaults(func=_train_sweep)
 
     p = sub.add_parser("report", help="(re)write results/<preset>/REPORT.md from the result files")

@@ -68,6 +68,7 @@ __all__ = [
     "colour_val_set",
     "colour_ablation",
     "colour_rows",
+    "colour_row_lams",
     "texture_claims",
     "imagenet_table",
     "texture_table",
@@ -638,26 +639,36 @@ def sweep_runs(p: Preset) -> list[runs.Run]:
     return [runs.grey_run(p, t, lam, sd) for sd in p.seeds for t in ("A", "B") for lam in p.ablation_lams]
 
 
-def train_sweep(p: Preset, out: Path, *, hours: float | None = None, workers: int | None = None,
+def train_sweep(p: Preset, out: Path, *, hours: float | None = None, workers: int | None = None, colour: bool = True,
                 command: str = "") -> list[str]:  # fmt: skip
-    """Train the sweep's fine-tunes (`sweep_runs`) from `p`'s grey base in out/ckpt, `workers` at a time (default
-    `p.workers`), and keep each finished run in `dmh.runs.KEPT_DIR` as soon as it finishes, so that an interrupted
-    session loses at most the runs under way (they resume from their last quarter). Starts no new run after
-    `hours`. Runs already kept with the same inputs are copied, not trained. Returns the tags kept, in the order they
-    finished."""
+    """Train the study's fine-tunes in out/ckpt, `workers` at a time (default `p.workers`), and keep each finished
+    run in `dmh.runs.KEPT_DIR` as soon as it finishes, so that an interrupted session loses at most the runs under
+    way (they resume from their last quarter): first the grey sweep (`sweep_runs`, from `p`'s grey base), then with
+    `colour` 07's sweep through EfficientNet-Lite0 (from `p.colour_base`), its lambda choice (`colour_ablation`, on
+    validation crops) and 07's seeded rows (`colour_rows`). Starts no new run after `hours`. Runs already kept with
+    the same inputs are copied, not trained. Returns the tags kept, in the order they finished."""
     check_scale(p)
-    base = load_grey_base(p, out)
-    todo = sweep_runs(p)
     t0, kept = time.time(), []
+    deadline = None if hours is None else t0 + 3600 * hours
+    kw = {"workers": p.workers if workers is None else workers, "kept": True, "progress": False, "deadline": deadline}
 
     def keep(r: runs.Run) -> None:
         runs.keep(r, out, command=command)
         kept.append(r.tag)
-        print(f"kept {r.tag}: {len(kept)}/{len(todo)} fine-tunes ({(time.time() - t0) / 3600:.2f} h)", flush=True)
+        print(f"kept {r.tag}: {len(kept)} fine-tunes ({(time.time() - t0) / 3600:.2f} h)", flush=True)
 
-    deadline = None if hours is None else t0 + 3600 * hours
-    runs.train_many(todo, base, out, workers=p.workers if workers is None else workers, kept=True, progress=False,
-                    on_done=keep, deadline=deadline)  # fmt: skip
+    grey = sweep_runs(p)
+    runs.train_many(grey, load_grey_base(p, out), out, on_done=keep, **kw)
+    if not colour or not all(runs._finished(r, out) for r in grey):
+        return kept
+    base, _ = load_colour_base(p, out)
+    sweep = [runs.colour_run(p, lam, sd) for sd in p.eff_sweep_seeds for lam in p.eff_lams]
+    runs.train_many(sweep, base, out, on_done=keep, **kw)
+    if not all(runs._finished(r, out) for r in sweep):
+        return kept
+    lams = colour_row_lams(p, colour_ablation(base, p, out, progress=False))
+    rows = [runs.colour_run(p, lam, sd) for lam in dict.fromkeys(lams.values()) for sd in p.seeds]
+    runs.train_many(rows, base, out, on_done=keep, **kw)
     return kept
 
 
@@ -834,14 +845,20 @@ def colour_ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = Tru
     return result
 
 
+def colour_row_lams(p: Preset, ablation: dict[str, Any]) -> dict[str, float]:
+    """{row: lam} of 07's fine-tuned rows: separate 0, joint (paper) `p.eff_lam`, joint (chosen) the lambda of
+    `colour_ablation` (the paper's when none was chosen)."""
+    chosen = ablation["chosen"]["lam"]
+    return {"separate": 0.0, "joint (paper)": p.eff_lam, "joint (chosen)": p.eff_lam if chosen is None else chosen}
+
+
 def colour_rows(
     base: DenoiseNet, p: Preset, out: Path, ablation: dict[str, Any], progress: bool = True
 ) -> tuple[dict[str, list[DenoiseNet]], dict[str, float]]:
     """07's fine-tuned rows, one denoiser per seed of `p.seeds`: "separate" (lam 0), "joint (paper)" (`p.eff_lam`)
     and "joint (chosen)" (the lambda `colour_ablation` chose on validation crops; the paper's when none was within the
     PSNR tolerance). Missing runs are trained (`p.workers` at a time). Returns ({row: [nets]}, {row: lam})."""
-    chosen = ablation["chosen"]["lam"]
-    lams = {"separate": 0.0, "joint (paper)": p.eff_lam, "joint (chosen)": p.eff_lam if chosen is None else chosen}
+    lams = colour_row_lams(p, ablation)
     specs = [runs.colour_run(p, lam, sd) for lam in dict.fromkeys(lams.values()) for sd in p.seeds]
     runs.train_many(specs, base, out, workers=p.workers, progress=progress, kept=p.kept_finetunes)
     rows = {row: [colour_finetune(base, lam, p, out, sd)[0] for sd in p.seeds] for row, lam in lams.items()}

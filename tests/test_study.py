@@ -275,9 +275,9 @@ def test_train_sweep_keeps_every_run_and_a_second_call_trains_nothing(tmp_path, 
     p = get_preset("smoke", seeds=(0,), joint_steps=1, workers=1)
     tags = [r.tag for r in study.sweep_runs(p)]
     assert len(tags) == 2 * len(p.ablation_lams) and tags[0].startswith("A_lam0_seed0")
-    assert study.train_sweep(p, tmp_path / "res") == tags
+    assert study.train_sweep(p, tmp_path / "res", colour=False) == tags
     assert set(runs._kept_manifest(tmp_path / "kept")) == set(tags)
-    assert study.train_sweep(p, tmp_path / "res", hours=0) == []  # out of hours before the first run
+    assert study.train_sweep(p, tmp_path / "res", hours=0, colour=False) == []  # out of hours before the first run
     # A fresh results folder with the kept runs: the sweep's fine-tunes are copied, not trained.
     fresh = tmp_path / "fresh"
     assert runs.train_many(study.sweep_runs(p), base, fresh, kept=True) == tags
@@ -324,3 +324,27 @@ def test_colour_sweep_rows_and_tables_at_smoke_size(tmp_path):
     assert fingerprint(rows["separate"][0]) != fingerprint(rows["separate"][1])  # one denoiser per seed
     imnet = study.imagenet_table({"separate": rows["separate"]}, p, tmp_path)
     assert imnet["rows"]["separate"]["50"]["seeds"] == 2 and "x 2 seeds" in report.imagenet_md(imnet)
+
+
+def test_train_sweep_then_07s_colour_runs_are_kept(tmp_path, monkeypatch):
+    """With `colour`, after the grey sweep: 07's sweep, its lambda choice on validation crops, then its seeded rows."""
+    from dmh import runs
+
+    torch.manual_seed(0)
+    grey, colour = DenoiseNet(1, 0.125).eval(), DenoiseNet(3, 0.125).eval()
+    monkeypatch.setattr(study, "load_grey_base", lambda p, out: grey)
+    monkeypatch.setattr(study, "load_colour_base", lambda p, out: (colour, "c"))
+    monkeypatch.setattr(runs, "KEPT_DIR", tmp_path / "kept")
+    p = get_preset(
+        "smoke",
+        seeds=(0, 1),
+        joint_steps=1,
+        eff_steps=1,
+        eff_lams=(0.0, 0.25),
+        ablation_lams=(0.0, 0.004, 0.02, 0.25, 0.5),
+    )
+    kept = study.train_sweep(p, tmp_path / "res")
+    e = [t for t in kept if t.startswith("E_")]
+    assert e[:2] in (["E_lam0_seed0_1", "E_lam0.25_seed0_1"], ["E_lam0.25_seed0_1", "E_lam0_seed0_1"])
+    assert {"E_lam0_seed1_1", "E_lam0.25_seed1_1"} <= set(e) and (tmp_path / "res" / "eff_ablation.json").is_file()
+    assert set(kept) == set(runs._kept_manifest(tmp_path / "kept"))
