@@ -69,6 +69,8 @@ __all__ = [
     "colour_ablation",
     "colour_rows",
     "colour_row_lams",
+    "colour_sweep_runs",
+    "colour_row_runs",
     "texture_claims",
     "imagenet_table",
     "texture_table",
@@ -639,6 +641,17 @@ def sweep_runs(p: Preset) -> list[runs.Run]:
     return [runs.grey_run(p, t, lam, sd) for sd in p.seeds for t in ("A", "B") for lam in p.ablation_lams]
 
 
+def colour_sweep_runs(p: Preset) -> list[runs.Run]:
+    """07's lambda sweep through EfficientNet-Lite0: every lambda of `p.eff_lams` with every seed of
+    `p.eff_sweep_seeds`."""
+    return [runs.colour_run(p, lam, sd) for sd in p.eff_sweep_seeds for lam in p.eff_lams]
+
+
+def colour_row_runs(p: Preset, lams: dict[str, float]) -> list[runs.Run]:
+    """07's seeded rows: each distinct lambda of `lams` ({row: lam}, `colour_row_lams`) with every seed of `p.seeds`."""
+    return [runs.colour_run(p, lam, sd) for lam in dict.fromkeys(lams.values()) for sd in p.seeds]
+
+
 def train_sweep(p: Preset, out: Path, *, hours: float | None = None, workers: int | None = None, colour: bool = True,
                 command: str = "") -> list[str]:  # fmt: skip
     """Train the study's fine-tunes in out/ckpt, `workers` at a time (default `p.workers`), and keep each finished
@@ -662,12 +675,12 @@ def train_sweep(p: Preset, out: Path, *, hours: float | None = None, workers: in
     if not colour or not all(runs._finished(r, out) for r in grey):
         return kept
     base, _ = load_colour_base(p, out)
-    sweep = [runs.colour_run(p, lam, sd) for sd in p.eff_sweep_seeds for lam in p.eff_lams]
+    sweep = colour_sweep_runs(p)
     runs.train_many(sweep, base, out, on_done=keep, **kw)
     if not all(runs._finished(r, out) for r in sweep):
         return kept
     lams = colour_row_lams(p, colour_ablation(base, p, out, progress=False))
-    rows = [runs.colour_run(p, lam, sd) for lam in dict.fromkeys(lams.values()) for sd in p.seeds]
+    rows = colour_row_runs(p, lams)
     runs.train_many(rows, base, out, on_done=keep, **kw)
     return kept
 
@@ -822,7 +835,7 @@ def colour_ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = Tru
     from dmh.stats import choose_lambda, summary
     from dmh.tasks import efficientnet_lite0
 
-    specs = [runs.colour_run(p, lam, sd) for sd in p.eff_sweep_seeds for lam in p.eff_lams]
+    specs = colour_sweep_runs(p)
     runs.train_many(specs, base, out, workers=p.workers, progress=progress, kept=p.kept_finetunes)
     eff = efficientnet_lite0()
     x, y = colour_val_set(p, eff)
@@ -859,7 +872,7 @@ def colour_rows(
     and "joint (chosen)" (the lambda `colour_ablation` chose on validation crops; the paper's when none was within the
     PSNR tolerance). Missing runs are trained (`p.workers` at a time). Returns ({row: [nets]}, {row: lam})."""
     lams = colour_row_lams(p, ablation)
-    specs = [runs.colour_run(p, lam, sd) for lam in dict.fromkeys(lams.values()) for sd in p.seeds]
+    specs = colour_row_runs(p, lams)
     runs.train_many(specs, base, out, workers=p.workers, progress=progress, kept=p.kept_finetunes)
     rows = {row: [colour_finetune(base, lam, p, out, sd)[0] for sd in p.seeds] for row, lam in lams.items()}
     return rows, lams
