@@ -89,6 +89,9 @@ def _recipe_and_run(args: argparse.Namespace, folder: str | None) -> tuple:
     recipe = RECIPES[args.weights]
     if args.width is not None:
         recipe = dataclasses.replace(recipe, width=args.width)
+    if getattr(args, "milestones", None) is not None:
+        steps = tuple(sorted(int(m) for m in args.milestones.split(",") if m.strip()))
+        recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, milestones=steps))
     return recipe, Path(folder) if folder else run_dir(recipe)
 
 
@@ -331,6 +334,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hours", type=float, default=None, help="stop after this many more wall-clock hours")
     p.add_argument("--out", default=None, help="run folder (default: data/training/<name>-w<width>)")
     p.add_argument("--init", default=None, help="starting weights of a fresh run (fine-tunes)")
+    p.add_argument(
+        "--milestones",
+        default=None,
+        help="override the recipe's learning-rate drops (x0.1 each): comma-separated steps, e.g. 25000; on resume "
+        "only steps later than the checkpoint's (a drop decided once the VAL curve is flat)",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.set_defaults(func=_train_denoiser)
 

@@ -17,6 +17,19 @@ first session (2026-12-02). Rule, written before the end-of-session numbers: com
 at those hours); the width ahead by at least 0.05 dB is kept and trained on in later sessions; closer than that, the
 paper's width 1.0. The outcome is in `RECIPES` and in the note of issue 12.
 
+Width 1 after the choice (session 5, 2026-12-03; rules written before its numbers). The released width-0.5 model is
+flat (30.31 dB mean VAL crops at lr 1e-4) and below CBM3D on TEST, so the width-1 run keeps training as the
+candidate that could pass it. At step 7,500 (2.19 h) it is forked: `colour-blind-w1` goes on at lr 1e-3, and
+`colour-blind-w1-drop7600` drops to 1e-4 at step 7,600 (`dmh train-denoiser --width 1 --milestones 7600 --out ...`),
+one thread each, side by side, to see what a rate drop is worth at this point. Rules:
+- Schedule of the width-1 run: if, at the fork's last VAL point (at least 2,000 steps after the drop), the fork is
+  ahead of the lr-1e-3 run at the same step by >= 0.05 dB mean VAL PSNR (crops, sigma 15 / 25 / 50), width 1 goes on
+  from the fork (the drop was due); else from the lr-1e-3 run (its curve had not flattened).
+- Release: a width-1 model replaces the released colour-blind when its mean VAL PSNR over sigma 15 / 25 / 50 on the
+  10 full VAL photographs (the manifest's "val" metric) is >= 0.05 dB above the released one's (32.25 dB), however
+  many hours it took. A new colour-blind invalidates what was fine-tuned from it: the per-sigma models and notebook
+  07's kept fine-tunes (`data/finetunes/`, checked by the init's sha256) are then retrained.
+
 The grey base of the cpu-scale study (issue 13, recipe "grey-blind", `data="fashion"`) is trained the same way on
 the study's one grey domain. Its width, rule written before either run was scored: candidates 0.25 (the cpu preset's
 grey width) and 0.5, each trained on one thread (session 2 onwards, 2026-12-02; not always side by side, since the two

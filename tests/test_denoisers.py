@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from dmh import denoisers, photos, pretrained
+from dmh.checkpoint import last_checkpoint, load_checkpoint
 from dmh.cli import main as dmh_main
 from dmh.data import PHOTO_SPLIT
 from dmh.images import read_file, write_file
@@ -263,6 +264,22 @@ def test_train_and_release_from_the_command_line(tmp_path, monkeypatch, capsys):
     readme.write_text("<!-- released:start -->\n<!-- released:end -->\n")
     dmh_main(["release-denoiser", "--width", "0.125", "--run", str(run), "--readme", str(readme), "--command", "x"])
     assert weights_meta("colour-blind")["steps"] == 2 and "| colour-blind | 0.125 | 2 |" in readme.read_text()
+
+
+def test_train_denoiser_milestones_lower_the_rate_on_resume(tmp_path, monkeypatch):
+    g = torch.Generator().manual_seed(7)
+    imgs = {f"p{k}": torch.rand(3, 64, 72, generator=g) for k in range(2)}
+    monkeypatch.setattr(photos, "training_photos", lambda split, folder=None: imgs)
+    run = tmp_path / "run"
+    args = ["train-denoiser", "--width", "0.125", "--out", str(run), "--threads", "1"]
+    dmh_main([*args, "--steps", "2"])
+    dmh_main([*args, "--steps", "4", "--milestones", "3"])  # a drop decided after step 2
+    ckpt = load_checkpoint(last_checkpoint(run))
+    lr = denoisers.RECIPES["colour-blind"].train.lr
+    assert ckpt["config"]["milestones"] == [3] and ckpt["history"][-1]["step"] == 4
+    assert ckpt["history"][0]["lr"] == lr and ckpt["history"][-1]["lr"] == pytest.approx(lr / 10)
+    with pytest.raises(SystemExit, match="config differs"):  # a drop in the past would rewrite the schedule so far
+        dmh_main([*args, "--steps", "6", "--milestones", "2"])
 
 
 def test_per_sigma_recipes_fine_tune_from_the_released_blind_model(released, tmp_path, tiny_photos):
