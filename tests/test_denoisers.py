@@ -250,10 +250,16 @@ def test_cbm3d_on_test_photos_is_computed_once_and_kept(tmp_path, monkeypatch):
     assert denoisers.cbm3d_on_test_photos(tmp_path / "c.json", sigmas=(50.0,)) == r and len(calls) == 10
 
 
-def test_train_and_release_from_the_command_line(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def cli_photos(monkeypatch):
+    """Two random photos large enough for the real recipes' 48 x 48 patches (the command line trains those)."""
     g = torch.Generator().manual_seed(6)
     imgs = {f"p{k}": torch.rand(3, 64, 72, generator=g) for k in range(2)}
     monkeypatch.setattr(photos, "training_photos", lambda split, folder=None: imgs)
+    return imgs
+
+
+def test_train_and_release_from_the_command_line(tmp_path, monkeypatch, capsys, cli_photos):
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "pre")
     fake = {k: {"15": 30.0, "25": 28.0, "50": 25.0} for k in ("test_crop384", "test_full")}
     monkeypatch.setattr(denoisers, "psnr_on_test_photos", lambda net: fake)
@@ -266,10 +272,7 @@ def test_train_and_release_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert weights_meta("colour-blind")["steps"] == 2 and "| colour-blind | 0.125 | 2 |" in readme.read_text()
 
 
-def test_train_denoiser_milestones_lower_the_rate_on_resume(tmp_path, monkeypatch):
-    g = torch.Generator().manual_seed(7)
-    imgs = {f"p{k}": torch.rand(3, 64, 72, generator=g) for k in range(2)}
-    monkeypatch.setattr(photos, "training_photos", lambda split, folder=None: imgs)
+def test_train_denoiser_milestones_lower_the_rate_on_resume(tmp_path, cli_photos):
     run = tmp_path / "run"
     args = ["train-denoiser", "--width", "0.125", "--out", str(run), "--threads", "1"]
     dmh_main([*args, "--steps", "2"])
