@@ -31,7 +31,9 @@ one thread each, side by side, to see what a rate drop is worth at this point. R
   07's kept fine-tunes (`data/finetunes/`, checked by the init's sha256) are then retrained.
 Outcome (README, "Denoise your own photos"): at step 11,000 the fork led by 0.047 dB (30.18 against 30.14), so the
 rule chose lr 1e-3; that run then diverged (loss 0.0006 -> 0.024 at step 11,200, VAL crops -3.3 dB) and was dropped.
-Width 1 resumes from the committed step-7,500 checkpoint with `--milestones 7600` (the fork, which replays).
+Width 1 resumed from the committed step-7,500 checkpoint with `--milestones 7600` (session 6: the fork replayed to
+0.01 dB) and went flat at lr 1e-4: 30.21 dB at steps 12,000 and 13,000 (4.3 h), 0.10 dB below width 0.5's 30.31 on
+the same VAL crops, so by the release rule it does not replace colour-blind (checkpoint kept at step 13,100).
 
 The grey base of the cpu-scale study (issue 13, recipe "grey-blind", `data="fashion"`) is trained the same way on
 the study's one grey domain. Its width, rule written before either run was scored: candidates 0.25 (the cpu preset's
