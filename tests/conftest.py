@@ -64,6 +64,21 @@ def astronaut() -> np.ndarray:
     return skimage.data.astronaut().astype(np.float32) / 255.0
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cbm3d_cache(tmp_path_factory):
+    """A CBM3D cache of this session only (`dmh.baselines`): the suite never reads a user's cache, and the notebook
+    kernels that papermill and nbval start inherit it (nbval's second run of a notebook reuses the first's CBM3D)."""
+    import os
+
+    old = os.environ.get("DMH_CACHE")
+    os.environ["DMH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("DMH_CACHE", None)
+    else:
+        os.environ["DMH_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
     """A results folder of the whole chain run with the smoke preset (papermill, as `dmh reproduce`): <root>/smoke."""

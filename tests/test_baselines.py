@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from dmh import baselines
 from dmh.baselines import cbm3d
 from dmh.noise import add_noise
 
@@ -46,3 +47,37 @@ def test_bad_input(patch):
         cbm3d(torch.rand(2, 16, 16), 25)
     with pytest.raises(ValueError, match="non-finite"):
         cbm3d(torch.full((1, 16, 16), float("nan")), 25)
+
+
+def test_cache_returns_the_first_result_and_can_be_turned_off(patch, tmp_path, monkeypatch):
+    monkeypatch.setenv("DMH_CACHE", str(tmp_path))
+    noisy = add_noise(patch[None], 25, torch.Generator().manual_seed(1))
+    first = cbm3d(noisy, 25)
+    assert len(list((tmp_path / "cbm3d").rglob("*.npy"))) == 1
+
+    def fail(img, sigma):
+        raise AssertionError("bm3d ran again")
+
+    real = baselines._one
+    monkeypatch.setattr(baselines, "_one", fail)
+    assert torch.equal(cbm3d(noisy, 25), first)  # read back, bit for bit
+    with pytest.raises(AssertionError, match="ran again"):
+        cbm3d(noisy, 15)  # another sigma is another entry
+    with pytest.raises(AssertionError, match="ran again"):
+        cbm3d(noisy + 1e-6, 25)  # so is another input
+    monkeypatch.setenv("DMH_CACHE", "off")
+    assert baselines.cache_dir() is None
+    with pytest.raises(AssertionError, match="ran again"):
+        cbm3d(noisy, 25)
+    monkeypatch.setattr(baselines, "_one", real)
+    monkeypatch.setenv("DMH_CACHE", str(tmp_path))
+    entry = next((tmp_path / "cbm3d").rglob("*.npy"))
+    entry.write_bytes(b"damaged")
+    again = cbm3d(noisy, 25)  # a damaged entry is computed again and rewritten
+    assert (again - first).abs().max() < 1e-4 and np.load(entry).shape == (32, 32, 3)
+
+
+def test_cache_folder_defaults_to_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("DMH_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert baselines.cache_dir() == tmp_path / "dmh"
