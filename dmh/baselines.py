@@ -12,6 +12,7 @@ the cache off, and deleting the folder is always safe. A cached call returns exa
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from importlib.metadata import version
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from dmh.checkpoint import _atomic
 from dmh.images import to_nchw
 from dmh.noise import check_sigma
 
@@ -36,6 +38,12 @@ def cache_dir() -> Path | None:
     if v:
         return Path(v)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dmh"
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
 
 
 def _cached_one(img: np.ndarray, sigma: float, root: Path | None) -> np.ndarray:
@@ -54,12 +62,8 @@ def _cached_one(img: np.ndarray, sigma: float, root: Path | None) -> np.ndarray:
         except (OSError, ValueError):
             pass  # a damaged entry: computed again and rewritten
     out = _one(img, sigma)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, out, allow_pickle=False)
-        os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+    try:  # atomic: a concurrent reader sees the whole file or none
+        _atomic(path, lambda tmp: tmp.write_bytes(_npy_bytes(out)))
     except OSError:
         pass  # a read-only or full disk: the result is still returned
     return out
