@@ -25,7 +25,6 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import Tensor, nn
 
@@ -279,8 +278,16 @@ def voc_segmenter(*, arch: str = "deeplabv3_resnet50", weights: Any = None, down
 
 
 # -------------------------------------------------------------------------------------------------------- image files
+def _tf():  # noqa: ANN202
+    """torchvision.transforms.functional, imported on first use: importing torchvision costs ~2 s (it imports
+    torch._dynamo), and only the paper-scale loaders need it, not the notebooks."""
+    import torchvision.transforms.functional as TF
+
+    return TF
+
+
 def _tensor(im: Image.Image) -> Tensor:
-    return TF.pil_to_tensor(im).float().div_(255.0)
+    return _tf().pil_to_tensor(im).float().div_(255.0)
 
 
 def read_label(path: str | os.PathLike) -> Tensor:
@@ -349,7 +356,7 @@ class ImageFiles:
     def random_patch(self, i: int, g: torch.Generator, size: int) -> Tensor:
         im = _rgb(self.paths[i])
         if min(im.size) < size:
-            im = TF.resize(im, [size])
+            im = _tf().resize(im, [size])
         w, h = im.size
         left, top = _randint(g, w - size + 1), _randint(g, h - size + 1)
         im = im.crop((left, top, left + size, top + size))
@@ -423,12 +430,13 @@ class ImageNetFolder:
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         path, label = self.samples[i]
+        TF = _tf()
         im = TF.center_crop(TF.resize(_rgb(path), [self.resize]), [self.crop])
         return _tensor(im), label
 
     def random_item(self, i: int, g: torch.Generator) -> tuple[Tensor, int]:
         path, label = self.samples[i]
-        im = TF.resize(_rgb(path), [self.resize])
+        im = _tf().resize(_rgb(path), [self.resize])
         w, h = im.size
         left, top = _randint(g, w - self.crop + 1), _randint(g, h - self.crop + 1)
         x = _tensor(im.crop((left, top, left + self.crop, top + self.crop)))

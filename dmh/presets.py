@@ -53,6 +53,9 @@ class Preset:
             trained for hours, issue 12) or "01" (the short training of notebook 01).
         eff_crop, eff_batch, eff_steps, eff_lam, eff_sigma_range: the colour denoiser fine-tuned through
             EfficientNet-Lite0 with the label-free target (07); eff_lam is the paper's lambda (classification).
+        eff_size: the side EfficientNet-Lite0 resizes every input to, inside the classifier, in 07's fine-tunes and in
+            every evaluation through it (02, 07): its native 224; the smoke preset uses 64, which makes the
+            classifier ~12x cheaper, so that the test suite stays under its time (its accuracies mean nothing).
         eff_lams, eff_sweep_seeds: 07's lambda sweep on validation crops (one run per lambda and sweep seed); the
             rows separate / joint (paper) / joint (chosen) are then trained with every seed of `seeds`.
         eff_val_sigma, eff_val_crop: the sweep is scored at this sigma on the centre and four corner crops (this
@@ -108,6 +111,7 @@ class Preset:
     eff_steps: int = 300
     eff_lam: float = 0.25
     eff_sigma_range: tuple[float, float] = (15.0, 55.0)
+    eff_size: int = 224
     eff_lams: tuple[float, ...] = (0.0, 1e-3, 1e-2, 0.1, 0.25, 1.0)
     eff_sweep_seeds: tuple[int, ...] = (0,)
     eff_val_sigma: float = 50.0
@@ -177,6 +181,7 @@ PRESETS: dict[str, Preset] = {
         eff_crop=64,
         eff_batch=2,
         eff_steps=3,
+        eff_size=64,
         eff_lams=(0.0, 0.25, 1.0),
         eff_val_crop=64,
         imagenet_sigmas=(50.0,),

@@ -66,6 +66,7 @@ class Run:
         batch: images per step.
         sigma_range: blind noise, sigma (0-255 scale) drawn per image from this range.
         crop: side of the training crops (E only; A and B train on whole canvases and scenes).
+        size: E only: the side EfficientNet-Lite0 resizes its input to (None: its native 224; `Preset.eff_size`).
     """
 
     task: str
@@ -76,6 +77,7 @@ class Run:
     batch: int = 32
     sigma_range: tuple[float, float] = (5.0, 100.0)
     crop: int | None = None
+    size: int | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -85,6 +87,8 @@ class Run:
             check_int(getattr(self, name), name, low=low)
         if (self.task == "E") != (self.crop is not None):
             raise ValueError("crop is set for task 'E' (colour crops) and only for it")
+        if self.size is not None and (self.task != "E" or isinstance(self.size, bool) or int(self.size) < 16):
+            raise ValueError(f"size is EfficientNet-Lite0's input side (task 'E' only, >= 16), got {self.size!r}")
 
     @property
     def tag(self) -> str:
@@ -108,7 +112,8 @@ def grey_run(p: Preset, task: str, lam: float, seed: int | None = None, steps: i
 def colour_run(p: Preset, lam: float, seed: int | None = None) -> Run:
     """The colour fine-tune of preset `p` through EfficientNet-Lite0 (07)."""
     return Run("E", float(lam), seed=p.seed if seed is None else seed, steps=p.eff_steps, lr=p.joint_lr,
-               batch=p.eff_batch, sigma_range=p.eff_sigma_range, crop=p.eff_crop)  # fmt: skip
+               batch=p.eff_batch, sigma_range=p.eff_sigma_range, crop=p.eff_crop,
+               size=None if p.eff_size == 224 else p.eff_size)  # fmt: skip
 
 
 def bn_eval(net: nn.Module) -> None:
@@ -121,12 +126,12 @@ def bn_eval(net: nn.Module) -> None:
             m.eval()
 
 
-def task_network(task: str) -> nn.Module:
-    """The frozen network of `task` with its kept weights."""
+def task_network(task: str, size: int | None = None) -> nn.Module:
+    """The frozen network of `task` with its kept weights (E: EfficientNet-Lite0 at input side `size`, default 224)."""
     from dmh import tasks
 
     if task == "E":
-        return tasks.efficientnet_lite0()
+        return tasks.efficientnet_lite0(size=size or 224)
     if task == "A":
         return tasks.fashion_item_classifier(weights="pretrained")
     return tasks.fashion_segmenter(weights="pretrained")
@@ -184,7 +189,10 @@ def _copy(base: DenoiseNet) -> DenoiseNet:
 
 
 def _inputs(run: Run, tnet: nn.Module, extra: dict[str, Any] | None) -> dict[str, Any]:
-    return {"run": dataclasses.asdict(run), "task": fingerprint(tnet), **(extra or {})}
+    spec = dataclasses.asdict(run)
+    if spec["size"] is None:  # the native size: recorded as the runs kept before `size` existed were
+        del spec["size"]
+    return {"run": spec, "task": fingerprint(tnet), **(extra or {})}
 
 
 def train_or_load(
@@ -204,7 +212,7 @@ def train_or_load(
     from dmh.study import train_or_load as _train_or_load
 
     net = _copy(base)
-    tnet = task_network(run.task)
+    tnet = task_network(run.task, run.size)
     inputs = _inputs(run, tnet, depends_on)
     folder = Path(out) / "ckpt" / run.tag
     if kept and not _finished(run, out):
@@ -307,9 +315,9 @@ def train_many(
     todo = [r for r in dict.fromkeys(specs) if not _finished(r, out)]
     copied = []
     if kept and todo:  # kept runs are copied here, in the parent: only the others need a process
-        init, tnets = fingerprint(base), {t: task_network(t) for t in {r.task for r in todo}}
+        init, tnets = fingerprint(base), {(r.task, r.size): task_network(r.task, r.size) for r in todo}
         for r in todo:
-            inputs = {"init": init, **_inputs(r, tnets[r.task], depends_on)}
+            inputs = {"init": init, **_inputs(r, tnets[r.task, r.size], depends_on)}
             if _use_kept(r, inputs, Path(out) / "ckpt" / r.tag, Path(kept_dir or KEPT_DIR)):
                 copied.append(r.tag)
         todo = [r for r in todo if r.tag not in copied]

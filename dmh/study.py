@@ -599,6 +599,7 @@ def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] = NOISE_SIG
     xa, ya = _test_set("A", p)
     xb, yb = _test_set("B", p)
     xi, yi = imagenet20_at(p.imagenet_size)
+    eff = efficientnet_lite0(size=p.eff_size)
     result = {
         "fashion_item_classifier": {
             "metric": "top1",
@@ -610,9 +611,7 @@ def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] = NOISE_SIG
         },
         "efficientnet_lite0": {
             "metric": "top1",
-            "rows": noise_degradation(
-                efficientnet_lite0(), xi, yi, sigmas, seed=p.seed, draws=p.imagenet_draws, batch_size=20
-            ),
+            "rows": noise_degradation(eff, xi, yi, sigmas, seed=p.seed, draws=p.imagenet_draws, batch_size=20),
         },  # fmt: skip
         "n": {"fashion_item_classifier": len(xa), "fashion_segmenter": len(xb), "efficientnet_lite0": len(xi)},
         "pretrained": pretrained_summary(),
@@ -837,7 +836,7 @@ def colour_ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = Tru
 
     specs = colour_sweep_runs(p)
     runs.train_many(specs, base, out, workers=p.workers, progress=progress, kept=p.kept_finetunes)
-    eff = efficientnet_lite0()
+    eff = efficientnet_lite0(size=p.eff_size)
     x, y = colour_val_set(p, eff)
     kw = {"sigma": p.eff_val_sigma, "seed": p.seed, "batch_size": 10}
     pts = []
@@ -886,7 +885,7 @@ def imagenet_table(denoisers: dict[str, nn.Module | list[nn.Module]], p: Preset,
     check_scale(p)
     from dmh.tasks import efficientnet_lite0
 
-    eff = efficientnet_lite0()
+    eff = efficientnet_lite0(size=p.eff_size)
     x, y = imagenet20_at(p.imagenet_size)
     rows: dict[str, Any] = {"noisy": None, "CBM3D": cbm3d_mosaic, **denoisers}
     table: dict[str, dict[str, dict[str, float]]] = {}

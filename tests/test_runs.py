@@ -28,6 +28,23 @@ def test_run_spec_is_validated_and_names_its_folder():
             dataclasses.replace(r, **bad)
     with pytest.raises(ValueError, match="'A' or 'B'"):
         runs.grey_run(get_preset("smoke"), "E", 0.0)
+    for bad_size in (8, True):
+        with pytest.raises(ValueError, match="input side"):
+            runs.Run("E", 0.25, crop=32, size=bad_size)
+    with pytest.raises(ValueError, match="input side"):
+        dataclasses.replace(r, size=64)  # A and B have no resize
+
+
+def test_colour_runs_record_the_classifier_input_size():
+    """EfficientNet-Lite0's input side is part of an E run: the native 224 is recorded as runs kept before the field
+    existed were (no "size" key, so data/finetunes/ still applies to the cpu preset), any other size is recorded."""
+    cpu, smoke = runs.colour_run(get_preset("cpu"), 0.25), runs.colour_run(get_preset("smoke"), 0.25)
+    assert cpu.size is None and smoke.size == get_preset("smoke").eff_size == 64
+    assert runs.task_network("E", smoke.size).size == (64, 64) and runs.task_network("E").size == (224, 224)
+    tnet = torch.nn.Linear(1, 1)
+    assert "size" not in runs._inputs(cpu, tnet, None)["run"] and runs._inputs(smoke, tnet, None)["run"]["size"] == 64
+    kept = runs._kept_manifest(runs.KEPT_DIR)[cpu.tag]  # the kept cpu run of this spec still matches its spec
+    assert kept["inputs"]["run"] == runs._inputs(cpu, tnet, None)["run"] | {"sigma_range": list(cpu.sigma_range)}
 
 
 def test_train_once_then_load_and_seeds_differ(tmp_path, capsys):
