@@ -87,8 +87,10 @@ class Run:
             check_int(getattr(self, name), name, low=low)
         if (self.task == "E") != (self.crop is not None):
             raise ValueError("crop is set for task 'E' (colour crops) and only for it")
-        if self.size is not None and (self.task != "E" or isinstance(self.size, bool) or int(self.size) < 16):
-            raise ValueError(f"size is EfficientNet-Lite0's input side (task 'E' only, >= 16), got {self.size!r}")
+        if self.size is not None:
+            if self.task != "E":
+                raise ValueError(f"size is EfficientNet-Lite0's input side (task 'E' only), got {self.size!r}")
+            check_int(self.size, "size (EfficientNet-Lite0's input side)", low=16)
 
     @property
     def tag(self) -> str:

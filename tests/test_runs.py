@@ -28,8 +28,8 @@ def test_run_spec_is_validated_and_names_its_folder():
             dataclasses.replace(r, **bad)
     with pytest.raises(ValueError, match="'A' or 'B'"):
         runs.grey_run(get_preset("smoke"), "E", 0.0)
-    for bad_size in (8, True):
-        with pytest.raises(ValueError, match="input side"):
+    for bad_size, err in ((8, ValueError), (True, TypeError), (64.0, TypeError)):
+        with pytest.raises(err, match="input side"):
             runs.Run("E", 0.25, crop=32, size=bad_size)
     with pytest.raises(ValueError, match="input side"):
         dataclasses.replace(r, size=64)  # A and B have no resize
