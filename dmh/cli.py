@@ -276,10 +276,15 @@ def _train_sweep(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    p = get_preset(args.preset)
+    overrides: dict[str, tuple] = {}
+    if args.eff_lams:
+        overrides["eff_lams"] = tuple(args.eff_lams)
+    if args.eff_seeds:
+        overrides["eff_sweep_seeds"] = tuple(args.eff_seeds)
+    p = get_preset(args.preset, **overrides)
     command = "dmh " + " ".join(sys.argv[1:])
     kept = train_sweep(p, Path(args.out) / p.name, hours=args.hours, workers=args.workers, colour=not args.grey_only,
-                       command=command)  # fmt: skip
+                       grey=not args.colour_only, rows=not args.colour_only, command=command)  # fmt: skip
     print(f"{len(kept)} fine-tunes kept in {KEPT_DIR}")
 
 
@@ -374,6 +379,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=None, help="runs at once, one thread each (default: the preset's)")
     p.add_argument("--threads", type=int, default=0, help="torch threads of this process (0: torch's default)")
     p.add_argument("--grey-only", action="store_true", help="only the grey sweep (not 07's colour fine-tunes)")
+    p.add_argument("--colour-only", action="store_true", help="only 07's colour sweep (no grey sweep, no rows)")
+    p.add_argument("--eff-lams", type=float, nargs="+", help="07's sweep lambdas, in training order (default: preset)")
+    p.add_argument("--eff-seeds", type=int, nargs="+", help="07's sweep seeds (default: the preset's)")
     p.set_defaults(func=_train_sweep)
 
     p = sub.add_parser("report", help="(re)write results/<preset>/REPORT.md from the result files")

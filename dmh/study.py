@@ -652,12 +652,13 @@ def colour_row_runs(p: Preset, lams: dict[str, float]) -> list[runs.Run]:
 
 
 def train_sweep(p: Preset, out: Path, *, hours: float | None = None, workers: int | None = None, colour: bool = True,
-                command: str = "") -> list[str]:  # fmt: skip
+                grey: bool = True, rows: bool = True, command: str = "") -> list[str]:  # fmt: skip
     """Train the study's fine-tunes in out/ckpt, `workers` at a time (default `p.workers`), and keep each finished
     run in `dmh.runs.KEPT_DIR` as soon as it finishes, so that an interrupted session loses at most the runs under
     way (they resume from their last quarter): first the grey sweep (`sweep_runs`, from `p`'s grey base), then with
     `colour` 07's sweep through EfficientNet-Lite0 (from `p.colour_base`), its lambda choice (`colour_ablation`, on
-    validation crops) and 07's seeded rows (`colour_rows`). Starts no new run after `hours`. Runs already kept with
+    validation crops) and, with `rows`, 07's seeded rows (`colour_rows`); `grey=False` skips the grey sweep.
+    Starts no new run after `hours`. Runs already kept with
     the same inputs are copied, not trained. Returns the tags kept, in the order they finished."""
     check_scale(p)
     t0, kept = time.time(), []
@@ -669,14 +670,15 @@ def train_sweep(p: Preset, out: Path, *, hours: float | None = None, workers: in
         kept.append(r.tag)
         print(f"kept {r.tag}: {len(kept)} fine-tunes ({(time.time() - t0) / 3600:.2f} h)", flush=True)
 
-    grey = sweep_runs(p)
-    runs.train_many(grey, load_grey_base(p, out), out, on_done=keep, **kw)
-    if not colour or not all(runs._finished(r, out) for r in grey):
+    grey_runs = sweep_runs(p) if grey else []
+    if grey_runs:
+        runs.train_many(grey_runs, load_grey_base(p, out), out, on_done=keep, **kw)
+    if not colour or not all(runs._finished(r, out) for r in grey_runs):
         return kept
     base, _ = load_colour_base(p, out)
     sweep = colour_sweep_runs(p)
     runs.train_many(sweep, base, out, on_done=keep, **kw)
-    if not all(runs._finished(r, out) for r in sweep):
+    if not rows or not all(runs._finished(r, out) for r in sweep):
         return kept
     lams = colour_row_lams(p, colour_ablation(base, p, out, progress=False))
     rows = colour_row_runs(p, lams)
