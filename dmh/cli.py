@@ -47,13 +47,15 @@ def _train_tasks(args: argparse.Namespace) -> None:
     for w in which:
         torch.set_num_threads(args.threads) if args.threads else None
         base = {"classifier": tasks.CLASSIFIER_TRAIN, "segmenter": tasks.SEGMENTER_TRAIN,
-                "item-classifier": tasks.ITEM_CLASSIFIER_TRAIN}[w]  # fmt: skip
+                "item-classifier": tasks.ITEM_CLASSIFIER_TRAIN,
+                "item-resnet": tasks.ITEM_CLASSIFIER_TRAIN}[w]  # fmt: skip
         cfg = dataclasses.replace(base.with_steps(args.steps) if args.steps else base, seed=args.seed)
         t0 = time.time()
-        if w == "item-classifier":
+        if w in ("item-classifier", "item-resnet"):
             from dmh.data import fashion_items_split
 
-            task, hist = tasks.train_fashion_item_classifier(cfg)
+            builder = tasks.fashion_item_resnet if w == "item-resnet" else tasks.fashion_item_classifier
+            task, hist = tasks.train_fashion_item_classifier(cfg, builder=builder)
             x, y = fashion_items_split("test")
             metrics = {"top1": evaluate_task(task, x, y)["top1"], "val_top1": hist[-1]["val_top1"]}
         elif w == "classifier":
@@ -310,9 +312,10 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("train-tasks", help="train the frozen task networks A and B on clean data, keep their weights")
     p.add_argument(
         "--which",
-        choices=["classifier", "segmenter", "item-classifier", "both"],
+        choices=["classifier", "segmenter", "item-classifier", "item-resnet", "both"],
         default="both",
-        help="both = classifier and segmenter; item-classifier = A on B's image domain (issue 13)",
+        help="both = classifier and segmenter; item-classifier = A on B's image domain; item-resnet = classifier C "
+        "(another architecture on A's images, never fine-tuned through)",
     )
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "data" / "pretrained"))
     p.add_argument("--seed", type=int, default=0)

@@ -32,6 +32,8 @@ __all__ = [
     "fashion_classifier",
     "fashion_segmenter",
     "fashion_item_classifier",
+    "fashion_item_resnet",
+    "FashionResNet",
     "train_fashion_item_classifier",
     "efficientnet_lite0",
     "read_manifest",
@@ -180,6 +182,46 @@ class LargeFOV(nn.Module):
         return self.head(self.features(x))
 
 
+class _BasicBlock(nn.Module):
+    """Two 3x3 conv-GroupNorm layers with an identity (or 1x1 strided projection) shortcut, ReLU after the sum."""
+
+    def __init__(self, cin: int, cout: int, stride: int, groups: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.GroupNorm(groups, cout), nn.ReLU(True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.GroupNorm(groups, cout),
+        )  # fmt: skip
+        self.short = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.GroupNorm(groups, cout))
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.body(x) + self.short(x))
+
+
+class FashionResNet(nn.Module):
+    """Classifier C, of another family than A: a small ResNet with GroupNorm (no BatchNorm, no max-pool, no
+    fully connected hidden layer). A 3x3 stem, one basic block per stage (strides 1, 2, 2), global average pooling
+    and one linear layer. Input (N, 1, H, W) normalised; output (N, num_classes) logits."""
+
+    def __init__(self, widths: Sequence[int] = (24, 48, 96), num_classes: int = 10, in_channels: int = 1,
+                 groups: int = 8) -> None:  # fmt: skip
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
+                                  nn.GroupNorm(groups, widths[0]), nn.ReLU(True))  # fmt: skip
+        blocks, c = [], widths[0]
+        for k, w in enumerate(widths):
+            blocks.append(_BasicBlock(c, w, 1 if k == 0 else 2, groups))
+            c = w
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+
 # -------------------------------------------------------------------------------------------------------- builders
 #: Fashion-MNIST's mean and std (train split), the classifier's and segmenter's input normalisation.
 FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)
@@ -218,6 +260,16 @@ def fashion_item_classifier(*, weights: str | os.PathLike | None = None, frozen:
     Args: as `fashion_classifier` (kept weights: "pretrained", name "fashion_item_classifier").
     """
     return _build(FashionVGG(), "classification", 10, "fashion_item_classifier", weights, frozen)
+
+
+def fashion_item_resnet(*, weights: str | os.PathLike | None = None, frozen: bool = True) -> TaskNet:
+    """Classifier C, the one no denoiser is ever fine-tuned through (issue 27: does joint training help a network
+    it never met?): `FashionResNet` on the same single-item canvases as A; (N, 1, H, W) grey in [0, 1] -> (N, 10)
+    logits.
+
+    Args: as `fashion_classifier` (kept weights: "pretrained", name "fashion_item_resnet").
+    """
+    return _build(FashionResNet(), "classification", 10, "fashion_item_resnet", weights, frozen)
 
 
 def fashion_segmenter(*, weights: str | os.PathLike | None = None, frozen: bool = True) -> TaskNet:
@@ -310,21 +362,23 @@ def train_fashion_item_classifier(
     resume: bool = False,
     root: str | os.PathLike | None = None,
     val_items: int | None = None,
+    builder: Any = None,
 ) -> tuple[TaskNet, list[dict[str, float]]]:
-    """Train the one-domain classifier on clean canvases of the "train" items (new backgrounds and offsets every
-    step, horizontal flips), cross-entropy; the last history row has the top-1 on the first `val_items` (default
-    all 5,000) of `fashion_items_split("val")`."""
+    """Train a one-domain classifier (`builder`, default `fashion_item_classifier`, i.e. A; `fashion_item_resnet`
+    for C) on clean canvases of the "train" items (new backgrounds and offsets every step, horizontal flips),
+    cross-entropy; the last history row has the top-1 on the first `val_items` (default all 5,000) of
+    `fashion_items_split("val")`."""
     from dmh.data import ItemSampler, fashion_items_split
 
     sampler = ItemSampler("train", root=root)
     torch.manual_seed(cfg.seed)
-    task = fashion_item_classifier(frozen=False)
+    task = (builder or fashion_item_classifier)(frozen=False)
 
     def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         x, y = sampler.sample(batch_size, g)
         return F.cross_entropy(model(_shift_flip(x, g, pad=0)), y), {}
 
-    history = train(task, step, cfg, ckpt_dir=ckpt_dir, resume=resume, desc="classifier A (one domain)")
+    history = train(task, step, cfg, ckpt_dir=ckpt_dir, resume=resume, desc=f"{task.name} (one domain)")
     freeze(task)
     xv, yv = (t[:val_items] for t in fashion_items_split("val"))
     with torch.inference_mode():
