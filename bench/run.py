@@ -804,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     jpath = out / "results.json"
     results: dict[str, Any] = json.loads(jpath.read_text()) if jpath.exists() and args.only else {}
-    from dmh.cli import cores_busy
+    from dmh.provenance import cores_busy
 
     load0, cores, busy = cores_busy()  # the same rule as `dmh reproduce`
     print(busy + ("" if load0 <= 0.25 * cores else " (the timings below are then not the machine's)"), flush=True)

@@ -1,24 +1,39 @@
 """dmh: when image denoising meets high-level vision (Liu et al., IJCAI 2018), reproduced at CPU and paper scale.
 
 Conventions everywhere: images are float tensors in [0, 1], NCHW (numpy arrays HWC); sigma is on the 0-255 scale.
+
+The names below are imported on first use (PEP 562), so that `import dmh.cli` (and `dmh --help`) needs no torch.
 """
 
-from dmh.cascade import Cascade, freeze
-from dmh.losses import JointLoss
-from dmh.nets import DenoiseNet, denoise, denoisenet
-from dmh.noise import add_noise, sample_sigma
-from dmh.train import TrainConfig, train
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = [
-    "Cascade",
-    "DenoiseNet",
-    "JointLoss",
-    "TrainConfig",
-    "add_noise",
-    "denoise",
-    "denoisenet",
-    "freeze",
-    "sample_sigma",
-    "train",
-]
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "Cascade": "dmh.cascade",
+    "freeze": "dmh.cascade",
+    "JointLoss": "dmh.losses",
+    "DenoiseNet": "dmh.nets",
+    "denoise": "dmh.nets",
+    "denoisenet": "dmh.nets",
+    "add_noise": "dmh.noise",
+    "sample_sigma": "dmh.noise",
+    "TrainConfig": "dmh.train",
+    "train": "dmh.train",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dmh' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -333,7 +333,7 @@ def train_denoiser(
             weights_meta(recipe.init)  # says how to release it when it is not
             init = verify_pretrained(recipe.init)
         load_weights(net, init)
-    from dmh.cli import git_commit
+    from dmh.provenance import git_commit
 
     prev_ckpt = load_checkpoint(last) if last is not None else {}
     prev = prev_ckpt.get("history", [])
@@ -458,10 +458,10 @@ def release(
     torch, data listing, VAL PSNR (colour: full-size VAL photographs; grey: `val_images`) and TEST PSNR (colour:
     `psnr_on_test_photos`; grey: `psnr_on_test_fashion`, beside CBM3D), sha256."""
     from dmh.checkpoint import write_json
-    from dmh.cli import git_commit
     from dmh.data import PHOTO_SPLIT
     from dmh.photos import listing, listing_sha256, training_photos
     from dmh.pretrained import PRETRAINED_DIR, write_pretrained
+    from dmh.provenance import git_commit
 
     folder = Path(folder) if folder is not None else run_dir(recipe)
     last = last_checkpoint(folder)
@@ -543,11 +543,14 @@ def compare_widths(folders: dict[float, Path], min_hours: float = 1.5, margin_db
 
 
 def choose_weights(sigma: float | None = None, blind: bool = False, weights: str | None = None) -> str:
-    """Which released denoiser `dmh denoise` runs: `weights` if given; else the per-sigma model when `sigma` is one
-    of 15 / 25 / 50, not `blind`, and that model is released (in data/pretrained/manifest.json); else the blind
-    one."""
+    """Which released denoiser `dmh denoise` runs: `weights` if given (with `sigma` or `blind` too: ValueError, the
+    flags would contradict each other); else the per-sigma model when `sigma` is one of 15 / 25 / 50, not `blind`,
+    and that model is released (in data/pretrained/manifest.json); else the blind one."""
     if weights is not None:
-        return weights
+        if sigma is not None or blind:
+            flag = "--sigma" if sigma is not None else "--blind"
+            raise ValueError(f"{flag} chooses a released model and --weights names one: pass one of them, not both")
+        return str(weights)
     if not blind and sigma is not None and float(sigma) in (15.0, 25.0, 50.0):
         from dmh.pretrained import read_manifest
 
@@ -563,53 +566,62 @@ def denoise_file(
     *,
     sigma: float | None = None,
     blind: bool = False,
-    weights: str | None = None,
+    weights: str | Path | None = None,
     tile: int = 256,
     progress: bool = True,
+    overwrite: bool = False,
+    max_pixels: int | None = None,
 ) -> dict[str, Any]:
-    """Denoise an image file with a released colour denoiser and write the result with the same bit depth.
+    """Denoise an image file with a released colour denoiser (or any `DenoiseNet` checkpoint) and write the result
+    with the same bit depth, channels and metadata (the rules of `dmh.imagefiles`).
 
     Args:
-        src, dst: PNG / TIFF (8 or 16 bit) or JPEG files (`dmh.images.read_file` / `write_file`).
+        src, dst: PNG (1-16 bit), TIFF (8 or 16 bit) or JPEG files. `dst` is checked before any work (suffix,
+            folder, permissions; the input itself only with `overwrite`) and written atomically.
         sigma: the noise level on the 0-255 scale (of the 8-bit range, also for 16-bit files); picks the per-sigma
             model at 15 / 25 / 50 (`choose_weights`); the blind model needs no sigma (trained on 0-55).
         blind: use the blind model whatever `sigma` is.
-        weights: a released name or a checkpoint path (overrides the choice).
+        weights: a released name or the path of a `DenoiseNet` checkpoint (its architecture read from the file);
+            not together with `sigma` or `blind`.
         tile: tile size of `dmh.denoise` (memory stays bounded on large photos).
+        max_pixels: refuse larger images (default `dmh.imagefiles.max_pixels()`).
 
-    Grey images go through a colour model as three equal channels, the three outputs averaged back to one (a grey
-    model, "grey-blind", takes them as they are and refuses colour images).
-    An alpha channel is kept as it is. Returns what was done (weights, bits, shape, seconds).
+    Grey images (and grey + alpha) go through a colour model as three equal channels, the three outputs averaged
+    back to one, and are written grey (a grey model, "grey-blind", takes them as they are and refuses colour images).
+    An alpha channel is kept as it is. Returns what was done (weights, bits, shape, seconds, conversions, warning).
     """
     import warnings
 
-    from dmh.images import check_writable, read_file, write_file
+    from dmh.imagefiles import ImageFile, check_output, check_writable, read_image_file, write_image_file
     from dmh.nets import denoisenet
     from dmh.validate import check_real
 
     check_real(sigma, "sigma", low=0, high=255, allow_none=True)
-    name = choose_weights(sigma, blind, weights)
+    name = choose_weights(sigma, blind, None if weights is None else str(weights))
+    dst = check_output(dst, src, overwrite=overwrite)
+    img = read_image_file(src, max_pixels=max_pixels)
+    channels = 1 if img.pixels.ndim == 2 else img.pixels.shape[2]
+    check_writable(dst, img.bits, channels)
     net = denoisenet(weights=name).eval()
-    lo, hi = (0.0, 55.0) if name == "colour-blind" else (None, None)
-    if sigma is not None and hi is not None and not lo <= sigma <= hi:
-        warnings.warn(f"sigma {sigma:g} is outside the blind model's training range 0-55: expect a weaker result",
-                      stacklevel=2)  # fmt: skip
-    arr = read_file(src)
-    check_writable(dst, arr.dtype, arr.shape)
+    warning = ""
+    if name == "colour-blind" and sigma is not None and not 0.0 <= sigma <= 55.0:
+        warning = f"sigma {sigma:g} is outside the blind model's training range 0-55: expect a weaker result"
+        warnings.warn(warning, stacklevel=2)
     grey_net = net.in_channels == 1
-    if grey_net and arr.ndim == 3:
+    if grey_net and not img.grey:
         raise ValueError(f"{src} is a colour image and {name} a grey denoiser: choose a colour one (colour-blind, ...)")
     t0 = time.time()
-    bits = 8 * arr.itemsize
-    alpha = arr[..., 3:] if arr.ndim == 3 and arr.shape[2] == 4 else None
-    rgb = arr[..., :3] if arr.ndim == 3 else arr[..., None] if grey_net else np.repeat(arr[..., None], 3, axis=2)
-    x = torch.from_numpy(rgb.astype(np.float32) / float(2**bits - 1)).permute(2, 0, 1)
+    top = float(2**img.bits - 1)
+    colour = img.colour  # (H, W, 1) or (H, W, 3)
+    rgb = colour if grey_net or colour.shape[2] == 3 else np.repeat(colour, 3, axis=2)
+    x = torch.from_numpy(rgb.astype(np.float32) / top).permute(2, 0, 1)
     y = denoise(net, x, tile=tile, fast=True, progress=progress)[0].clamp(0, 1)
-    if arr.ndim == 2:
+    if img.grey:
         y = y.mean(0, keepdim=True)
-    out = np.rint(y.permute(1, 2, 0).numpy() * (2**bits - 1)).astype(arr.dtype)
-    out = out[..., 0] if arr.ndim == 2 else out
-    if alpha is not None:
-        out = np.concatenate([out, alpha], axis=2)
-    write_file(dst, out)
-    return {"weights": name, "bits": bits, "shape": list(arr.shape), "seconds": round(time.time() - t0, 3)}
+    out = np.rint(y.permute(1, 2, 0).numpy() * top).astype(img.pixels.dtype)
+    if img.alpha is not None:
+        out = np.concatenate([out, img.alpha[..., None]], axis=2)
+    out = out[..., 0] if out.shape[2] == 1 else out
+    write_image_file(dst, ImageFile(out, img.bits, img.bits, img.icc, img.exif, img.orientation, img.png_chunks))
+    return {"weights": name, "bits": img.bits, "shape": list(img.pixels.shape), "seconds": round(time.time() - t0, 3),
+            "converted": img.note, "warning": warning}  # fmt: skip

@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from dmh.imagefiles import ImageFile, ImageReadError, check_writable, read_image_file, write_image_file
+
 __all__ = [
     "to_nchw",
     "to_hwc",
@@ -117,10 +119,6 @@ def to_hwc(x: Tensor) -> np.ndarray:
     return arr[..., 0] if arr.shape[-1] == 1 else arr
 
 
-class ImageReadError(OSError):
-    """An image file that cannot be decoded (corrupt, truncated, not an image); the message names the file."""
-
-
 def open_image(path: str | os.PathLike) -> Image.Image:
     """Open and fully decode an image file (a truncated file fails here, not later); palette, grey and RGB images keep
     their mode, others are converted to RGB. A missing file raises FileNotFoundError, a damaged one ImageReadError."""
@@ -146,84 +144,16 @@ def read_image(path: str | os.PathLike) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------------- image files
-#: Suffixes `read_file` / `write_file` handle (PNG 8 / 16 bit, TIFF 8 / 16 bit, JPEG 8 bit).
-FILE_TYPES = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG"}
-
-
-def _file_type(path: os.PathLike | str) -> str:
-    kind = FILE_TYPES.get(os.path.splitext(str(path))[1].lower())
-    if kind is None:
-        raise ValueError(f"{path}: unsupported file type; use one of {', '.join(sorted(FILE_TYPES))}")
-    return kind
-
-
-def read_file(path: str | os.PathLike) -> np.ndarray:
-    """An image file as a uint8 or uint16 numpy array, (H, W) grey or (H, W, C) with C = 3 (RGB) or 4 (RGBA).
-
-    PNG and TIFF keep 16 bits; palette images become RGB. A missing file raises FileNotFoundError, an unreadable one
-    `ImageReadError`, both naming the file.
-    """
-    kind = _file_type(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such image file: {path}")
-    try:
-        if kind == "TIFF":
-            import tifffile
-
-            arr = tifffile.imread(path)
-        elif kind == "PNG":
-            import png
-
-            reader = png.Reader(filename=str(path))
-            w, h, rows, info = reader.asDirect()  # palettes expanded, low bit depths widened
-            planes = info["planes"]
-            arr = np.vstack([np.asarray(r, dtype=np.uint16 if info["bitdepth"] > 8 else np.uint8) for r in rows])
-            arr = arr.reshape(h, w, planes)
-            if info["bitdepth"] not in (8, 16):  # 1, 2, 4 bit grey: scale to 8 bits
-                arr = (arr.astype(np.uint16) * 255 // (2 ** info["bitdepth"] - 1)).astype(np.uint8)
-            if planes == 2:  # grey + alpha: the alpha is kept
-                arr = np.concatenate([arr[..., :1].repeat(3, -1), arr[..., 1:]], -1)
-            arr = arr[..., 0] if planes == 1 else arr
-        else:
-            arr = np.asarray(open_rgb(path))
-    except (FileNotFoundError, ImageReadError):
-        raise
-    except Exception as e:
-        raise ImageReadError(f"cannot read image {path}: corrupt, truncated or not a {kind} ({e})") from e
-    shape_ok = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))
-    if arr.dtype not in (np.uint8, np.uint16) or not shape_ok:
-        raise ImageReadError(f"{path}: {arr.dtype} {arr.shape} is not an 8- or 16-bit grey, RGB or RGBA image")
-    if min(arr.shape[:2]) == 0:
-        raise ImageReadError(f"{path} is an empty image ({arr.shape})")
-    return arr
-
-
-def check_writable(path: str | os.PathLike, dtype: np.dtype, shape: tuple[int, ...]) -> str:
-    """The file type of `path` after checking that it can hold an image of `dtype` and `shape` (before any work)."""
-    kind = _file_type(path)
-    if np.dtype(dtype) not in (np.uint8, np.uint16):
-        raise TypeError(f"image files hold uint8 or uint16 arrays, got {np.dtype(dtype)}")
-    if kind == "JPEG" and (np.dtype(dtype) != np.uint8 or (len(shape) == 3 and shape[2] == 4)):
-        raise ValueError(f"{path}: JPEG holds 8-bit grey or RGB only; write a PNG or TIFF to keep 16 bits or alpha")
-    return kind
+def read_file(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
+    """An image file's pixels (uint8 / uint16, (H, W) grey or (H, W, C), C = 2 grey + alpha, 3 RGB, 4 RGBA) by the
+    rules of `dmh.imagefiles` (which also keeps the file's metadata: `read_image_file`)."""
+    return read_image_file(path, max_pixels=max_pixels).pixels
 
 
 def write_file(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 / uint16 (H, W) or (H, W, 3 | 4) array atomically; JPEG (quality 95) takes 8-bit grey or RGB."""
-    kind = check_writable(path, image.dtype, image.shape)
-    tmp = f"{path}.tmp{os.path.splitext(str(path))[1]}"
-    if kind == "TIFF":
-        import tifffile
-
-        tifffile.imwrite(tmp, image, photometric="minisblack" if image.ndim == 2 else "rgb")
-    elif kind == "PNG":
-        import png
-
-        h, w = image.shape[:2]
-        planes = 1 if image.ndim == 2 else image.shape[2]
-        writer = png.Writer(w, h, greyscale=planes == 1, alpha=planes == 4, bitdepth=8 * image.itemsize)
-        with open(tmp, "wb") as f:
-            writer.write(f, image.reshape(h, w * planes))
-    else:
-        Image.fromarray(image).save(tmp, quality=95)
-    os.replace(tmp, path)
+    """Write a uint8 / uint16 (H, W) or (H, W, 2 | 3 | 4) array atomically (`dmh.imagefiles.write_image_file`,
+    without metadata); JPEG (quality 95) takes 8-bit grey or RGB."""
+    if image.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"image files hold uint8 or uint16 arrays, got {image.dtype}")
+    bits = 8 * image.itemsize
+    write_image_file(path, ImageFile(image, bits, bits))

@@ -160,7 +160,8 @@ def denoisenet(
             an explicit value that differs is an error).
         weights: None (random init), a released name (`RELEASED`: "colour-blind", "colour-s15", "colour-s25",
             "colour-s50", "grey-blind"; sha256-checked against data/pretrained/manifest.json, metadata in
-            `weights_meta`), or the path of a checkpoint written by `dmh.train` / `dmh.checkpoint`.
+            `weights_meta`), or the path of a checkpoint written by `dmh.train` / `dmh.checkpoint` (its recorded
+            architecture is used; paths are not sha256-checked, only the released names are).
 
     Returns the network in train mode, as torchvision's builders do: call `.eval()` before inference (`denoise`
     does).
@@ -175,11 +176,24 @@ def denoisenet(
                 raise ValueError(f"{weights} is a DenoiseNet with {key}={arch[key]}, not {given}")
         net = DenoiseNet(in_channels=arch["in_channels"], width=arch["width"])
         return load_weights(net, verify_pretrained(str(weights)))
-    net = DenoiseNet(in_channels=3 if in_channels is None else in_channels, width=1.0 if width is None else width)
-    if weights is not None:
-        from dmh.checkpoint import load_weights
+    if weights is None:
+        return DenoiseNet(in_channels=3 if in_channels is None else in_channels, width=1.0 if width is None else width)
+    from dmh.checkpoint import check_arch, load_checkpoint
 
-        load_weights(net, weights)
+    ckpt = load_checkpoint(weights)  # a path: the architecture is the file's (`arch`), the arguments only check it
+    arch = dict(ckpt.get("arch") or {})
+    if arch and arch.get("name") != "DenoiseNet":
+        raise ValueError(f"{weights} holds a {arch.get('name')}, not a DenoiseNet")
+    for key, given in (("in_channels", in_channels), ("width", width)):
+        if given is not None and key in arch and float(given) != float(arch[key]):
+            raise ValueError(f"{weights} is a DenoiseNet with {key}={arch[key]}, not {given}")
+    net = DenoiseNet(in_channels=arch.get("in_channels", 3 if in_channels is None else in_channels),
+                     width=arch.get("width", 1.0 if width is None else width))  # fmt: skip
+    check_arch(net, ckpt, weights)
+    try:
+        net.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise ValueError(f"{weights}: its weights do not fit {net.arch} ({str(e).splitlines()[0]})") from e
     return net
 
 

@@ -19,8 +19,9 @@ from dmh.checkpoint import save_checkpoint, write_json
 
 __all__ = ["PRETRAINED_DIR", "sha256_file", "read_manifest", "verify_pretrained", "write_pretrained"]
 
+_DEFAULT_DIR = Path(__file__).resolve().parents[1] / "data" / "pretrained"
 #: Where the kept weights and their manifest live (override with $DMH_PRETRAINED).
-PRETRAINED_DIR = Path(os.environ.get("DMH_PRETRAINED", Path(__file__).resolve().parents[1] / "data" / "pretrained"))
+PRETRAINED_DIR = Path(os.environ.get("DMH_PRETRAINED", _DEFAULT_DIR))
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -35,7 +36,14 @@ def read_manifest(folder: str | os.PathLike | None = None) -> dict[str, Any]:
     """The manifest of the kept weights (name -> file, sha256, command, commit, seed, metrics, ...)."""
     path = Path(folder or PRETRAINED_DIR) / "manifest.json"
     if not path.is_file():
-        raise FileNotFoundError(f"no manifest at {path}: train the task networks with `dmh train-tasks`")
+        custom = folder is not None or Path(PRETRAINED_DIR) != _DEFAULT_DIR
+        where = (
+            "a folder without kept weights: unset DMH_PRETRAINED (or pass another folder) to use the repository's "
+            "data/pretrained/"
+            if custom
+            else "restore it with `git checkout data/pretrained`"
+        )
+        raise FileNotFoundError(f"no manifest at {path}: {where}")
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

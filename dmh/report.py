@@ -265,6 +265,20 @@ _SECTIONS = [
 ]
 
 
+def _format(fmt: Any, path: Path) -> Any:
+    """`fmt(path)`, with any failure to read or understand the file reported as a ValueError naming it."""
+    try:
+        return fmt(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): rerun the notebook that writes it") from e
+    except OSError:
+        raise
+    except Exception as e:  # KeyError, TypeError, StopIteration, ...: the file is not what its notebook writes
+        what = f"missing field {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"{path} is not a result file this report can read ({what}): rerun the notebook that "
+                         "writes it") from e  # fmt: skip
+
+
 def write_report(folder: str | Path, machine: str = "") -> Path:
     """Assemble folder/REPORT.md from the JSON files and PNG figures the notebooks wrote there; `machine` (default:
     folder/machine.txt, written by `dmh reproduce`) says when and where the numbers were produced."""
@@ -282,24 +296,27 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
     parts = [f"# dmh report: preset `{folder.name}`", machine]
     timings = folder / "timings.json"
     if timings.is_file():
-        t = json.loads(timings.read_text())
+        t = _format(lambda p: json.loads(Path(p).read_text()), timings)
         parts.append(markdown_table(["notebook", "minutes"], [[k, f"{v / 60:.1f}"] for k, v in t.items()]))
     for title, name, fmt, fig in _SECTIONS:
         if not (folder / name).is_file():
             continue
-        parts.append(f"## {title}\n\n{fmt(folder / name)}")
-        if name == "task_noise.json" and (trained := pretrained_md(folder / name)):
+        parts.append(f"## {title}\n\n{_format(fmt, folder / name)}")
+        if name == "task_noise.json" and (trained := _format(pretrained_md, folder / name)):
             intro = "Training of the kept weights (data/pretrained/manifest.json; top-1 for A, mean IoU for B):"
             parts.append(intro + "\n\n" + trained)
         if name == "table2.json" or name == "table3.json":
-            parts.append("CBM3D subset (every row on the same images):\n\n" + task_table_md(folder / name, subset=True))
+            parts.append(
+                "CBM3D subset (every row on the same images):\n\n"
+                + _format(lambda f: task_table_md(f, subset=True), folder / name)
+            )
         if fig and (folder / fig).is_file():
             parts.append(f"![{title}]({fig})")
         if name == "table1.json" and (folder / "01_released_val.png").is_file():
             parts.append("The released denoisers' VAL PSNR against hours of training:\n\n"
                          "![released denoisers' training](01_released_val.png)")  # fmt: skip
         if name == "table3.json" and (folder / "table2.json").is_file():
-            cross = cross_task_md(folder / "table2.json", folder / "table3.json")
+            cross = _format(lambda f: cross_task_md(folder / "table2.json", f), folder / "table3.json")
             parts.append("## 06 Cross-task transfer (mean over sigma)\n\n" + cross)
             if (folder / "06_cross_task.png").is_file():
                 parts.append("![cross-task](06_cross_task.png)")

@@ -262,8 +262,8 @@ def keep(run: Run, out: Path, *, kept_dir: Path | None = None, command: str = ""
     and inputs (no optimizer state) as <tag>.pt, and a manifest entry (sha256, spec, inputs, training seconds,
     threads, commit, `command`); a run kept already with the same inputs is left as it is. Returns the kept file."""
     from dmh.checkpoint import load_checkpoint, save_checkpoint, write_json
-    from dmh.cli import git_commit
     from dmh.pretrained import sha256_file
+    from dmh.provenance import git_commit
 
     kept_dir = Path(kept_dir or KEPT_DIR)
     src = Path(out) / "ckpt" / run.tag / f"step_{run.steps:07d}.pt"

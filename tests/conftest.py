@@ -82,7 +82,7 @@ def _cbm3d_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
     """A results folder of the whole chain run with the smoke preset (papermill, as `dmh reproduce`): <root>/smoke."""
-    from dmh.cli import run_notebooks
+    from dmh.notebooks import run_notebooks
 
     root = tmp_path_factory.mktemp("results")
     run_notebooks("smoke", root)

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from dmh.cli import NOTEBOOKS
+from dmh.notebooks import NOTEBOOKS
 
 pytestmark = pytest.mark.slow
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")

@@ -195,7 +195,9 @@ def test_choose_weights(monkeypatch):
     monkeypatch.setattr(pretrained, "read_manifest", lambda: {"colour-blind": {}, "colour-s25": {}})
     assert denoisers.choose_weights() == "colour-blind"
     assert denoisers.choose_weights(25) == "colour-s25" and denoisers.choose_weights(25, blind=True) == "colour-blind"
-    assert denoisers.choose_weights(30) == "colour-blind" and denoisers.choose_weights(15, weights="x.pt") == "x.pt"
+    assert denoisers.choose_weights(30) == "colour-blind" and denoisers.choose_weights(weights="x.pt") == "x.pt"
+    with pytest.raises(ValueError, match="pass one of them"):
+        denoisers.choose_weights(15, weights="x.pt")
     assert denoisers.choose_weights(50) == "colour-blind"  # colour-s50 not released: the blind model
 
 

@@ -12,7 +12,7 @@ import sys
 import nbformat
 import pytest
 
-from dmh.cli import NOTEBOOKS, run_notebooks
+from dmh.notebooks import NOTEBOOKS, run_notebooks
 
 pytestmark = pytest.mark.slow
 NAMES = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))

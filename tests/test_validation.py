@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from dmh import DenoiseNet, JointLoss, TrainConfig, add_noise, cli, ddp, denoise, report
+from dmh import DenoiseNet, JointLoss, TrainConfig, add_noise, cli, ddp, denoise, notebooks, provenance, report
 from dmh.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from dmh.images import to_nchw
 from dmh.metrics import topk_accuracy
@@ -172,7 +172,7 @@ def test_10_notebooks_run_with_loopback_down(tmp_path):
     nb.cells = [nbformat.v4.new_code_cell('preset = "cpu"\nout_root = ""', metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell("print(preset, 6 * 7)")]  # fmt: skip
     nbformat.write(nb, nbs / "01_tiny.ipynb")
-    code = (f"from pathlib import Path; from dmh.cli import run_notebooks; "
+    code = (f"from pathlib import Path; from dmh.notebooks import run_notebooks; "
             f"run_notebooks('smoke', Path({str(tmp_path / 'out')!r}), notebooks=Path({str(nbs)!r}))")  # fmt: skip
     res = subprocess.run(["unshare", "-n", sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     # The notebook ran; the report after it then refuses (item 7): the tiny notebook writes no result files.
@@ -190,7 +190,7 @@ def test_10_kernel_that_does_not_answer_gets_a_hint(monkeypatch, tmp_path, capsy
 
     monkeypatch.setattr(papermill, "execute_notebook", silent)
     with pytest.raises(SystemExit):
-        cli.run_notebooks("smoke", tmp_path)
+        notebooks.run_notebooks("smoke", tmp_path)
     err = capsys.readouterr().err
     assert "did not start or answer" in err and "--from 1" in err and not (tmp_path / "smoke" / "REPORT.md").exists()
 
@@ -296,7 +296,7 @@ def test_busy_cores_are_said(monkeypatch):
 
     monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 3.0, 2.0))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    load, cores, text = cli.cores_busy()
+    load, cores, text = provenance.cores_busy()
     assert (load, cores) == (3.5, 2) and "WARNING: the cores are not free" in text and "2.0 of 2 busy" in text
     monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
-    assert "WARNING" not in cli.cores_busy()[2]
+    assert "WARNING" not in provenance.cores_busy()[2]
