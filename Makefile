@@ -5,7 +5,7 @@
 #                         the Debian training photographs of the released denoisers (data/photos/, dmh/photos.json)
 #   make test             the test suite (TEST_PREFIX="unshare -n" runs it without network; PYTEST_ARGS="-k nets");
 #                         installs Chromium + ChromeDriver first (apt) for the explorer's browser test
-#   make reproduce        the whole study at PRESET (cpu by default; smoke, paper)
+#   make reproduce        the whole study at PRESET (cpu by default, or smoke; the paper scale runs with torchrun -m dmh.ddp)
 #   make bench            the benchmarks
 #   make lab              JupyterLab on the notebooks (the explorer, 08, reads the last run's results/cpu/)
 #   make lint             ruff

@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout even when dmh is not installed (it normally is, editable)
 
 from dmh.fast import fuse_conv_bn, prepare  # noqa: E402
-from dmh.nets import DenoiseNet, denoise  # noqa: E402
+from dmh.inference import denoise  # noqa: E402
+from dmh.nets import DenoiseNet  # noqa: E402
 
 SECTIONS = ("env", "speed", "batch", "train", "quality", "memory", "profile", "compile")
 TARGET_RATIO = 20.0  # denoising at least 20x faster than CBM3D
@@ -250,8 +251,8 @@ def bench_speed(sizes: Sizes) -> dict[str, Any]:
     # included (issue 12's target: at least 20x faster than CBM3D on a 768 x 512 photo).
     import tempfile
 
-    from dmh.denoisers import denoise_file
     from dmh.images import write_file
+    from dmh.inference import denoise_file
 
     tmp = Path(tempfile.mkdtemp(prefix="dmh-bench-"))
     src = tmp / "noisy.png"
@@ -326,7 +327,7 @@ def _train_step_fns(
     runs the forward through torch.compile (its first call compiles: one untimed warm-up call)."""
     from dmh.data import PatchSampler, photos
     from dmh.losses import JointLoss
-    from dmh.noise import add_noise, sample_sigma
+    from dmh.steps import noisy_batch, objective
 
     sampler = PatchSampler(list(photos("train").values()), sizes.train_patch)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -337,11 +338,11 @@ def _train_step_fns(
 
     def batch() -> tuple[Tensor, Tensor]:
         clean = sampler.sample(batch_size, g)
-        noisy = add_noise(clean, sample_sigma(len(clean), (5.0, 55.0), g), g)
+        noisy = noisy_batch(clean, (5.0, 55.0), g)
         return noisy.contiguous(memory_format=fmt), clean.contiguous(memory_format=fmt)
 
     def compute(noisy: Tensor, clean: Tensor) -> None:
-        loss, _ = loss_fn(fwd(noisy), clean)
+        loss, _ = objective(fwd, noisy, clean, loss_fn)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -17,7 +17,7 @@ _EXPORTS = {
     "freeze": "dmh.cascade",
     "JointLoss": "dmh.losses",
     "DenoiseNet": "dmh.nets",
-    "denoise": "dmh.nets",
+    "denoise": "dmh.inference",
     "denoisenet": "dmh.nets",
     "add_noise": "dmh.noise",
     "sample_sigma": "dmh.noise",

@@ -43,7 +43,7 @@ def arch_of(model: nn.Module) -> dict[str, Any]:
     return dict(arch) if arch is not None else {"name": type(model).__name__}
 
 
-def _atomic(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     """Create the folders, `write(temporary path)`, then rename it to `path`; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,13 +66,13 @@ def fingerprint(*modules: nn.Module) -> str:
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write `state` to `path` atomically; returns the path."""
-    return _atomic(path, lambda tmp: torch.save(state, tmp))
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def write_json(path: str | os.PathLike, obj: Any, **dumps_kwargs: Any) -> Path:
     """Write `obj` as JSON to `path` atomically; `dumps_kwargs` go to `json.dumps` (indent 2 unless given)."""
     text = json.dumps(obj, **{"indent": 2, **dumps_kwargs}) + "\n"
-    return _atomic(path, lambda tmp: tmp.write_text(text))
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _reason(message: str) -> str:

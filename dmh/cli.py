@@ -9,12 +9,13 @@ file and the problem; `--debug` (or DMH_DEBUG=1) shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 import warnings
 from pathlib import Path
+
+from dmh.layout import DATA
 
 __all__ = ["main", "RECIPE_NAMES", "STUDY_PRESETS"]
 
@@ -25,56 +26,10 @@ STUDY_PRESETS = ("cpu", "smoke")
 
 
 def _train_tasks(args: argparse.Namespace) -> None:
-    import dataclasses
+    from dmh.task_training import train_and_keep
 
-    import torch
-
-    from dmh import tasks
-    from dmh.checkpoint import write_json
-    from dmh.data import fashion_scenes_test, load_fashion_mnist
-    from dmh.evaluate import evaluate_task
-    from dmh.provenance import git_commit
-
-    out = Path(args.out)
-    command = "dmh " + " ".join(sys.argv[1:])
-    commit = git_commit()  # the code as it is when training starts
-    which = ["classifier", "segmenter"] if args.which == "both" else [args.which]
-    for w in which:
-        torch.set_num_threads(args.threads) if args.threads else None
-        base = {"classifier": tasks.CLASSIFIER_TRAIN, "segmenter": tasks.SEGMENTER_TRAIN,
-                "item-classifier": tasks.ITEM_CLASSIFIER_TRAIN,
-                "item-resnet": tasks.ITEM_CLASSIFIER_TRAIN}[w]  # fmt: skip
-        cfg = dataclasses.replace(base.with_steps(args.steps) if args.steps else base, seed=args.seed)
-        t0 = time.time()
-        if w in ("item-classifier", "item-resnet"):
-            from dmh.data import fashion_items_split
-
-            builder = tasks.fashion_item_resnet if w == "item-resnet" else tasks.fashion_item_classifier
-            task, hist = tasks.train_fashion_item_classifier(cfg, builder=builder)
-            x, y = fashion_items_split("test")
-            metrics = {"top1": evaluate_task(task, x, y)["top1"], "val_top1": hist[-1]["val_top1"]}
-        elif w == "classifier":
-            task, hist = tasks.train_fashion_classifier(cfg)
-            x, y = load_fashion_mnist("test")
-            metrics = {"top1": evaluate_task(task, x, y)["top1"], "val_top1": hist[-1]["val_top1"]}
-        else:
-            task, hist = tasks.train_fashion_segmenter(cfg)
-            x, y = fashion_scenes_test()
-            metrics = {"miou": evaluate_task(task, x, y, batch_size=50)["miou"], "val_miou": hist[-1]["val_miou"]}
-        seconds = time.time() - t0
-        info = {
-            "command": command,
-            "commit": commit,
-            "seed": args.seed,
-            "train_seconds": round(seconds, 1),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()},
-            "arch": task.arch,
-        }
-        path = tasks.write_pretrained(task, out, metrics=metrics, info=info)
-        write_json(out / f"{task.name}_history.json", hist, indent=1)
-        print(f"{task.name}: {json.dumps(metrics)} in {seconds / 60:.1f} min -> {path}")
+    train_and_keep(args.which, Path(args.out), seed=args.seed, steps=args.steps, threads=args.threads,
+                   command="dmh " + " ".join(sys.argv[1:]))  # fmt: skip
 
 
 def _recipe_and_run(args: argparse.Namespace, folder: str | None) -> tuple:
@@ -122,12 +77,13 @@ def _release_denoiser(args: argparse.Namespace) -> None:
 
 
 def _denoise(args: argparse.Namespace) -> None:
-    from dmh.denoisers import denoise_file
+    from dmh.inference import denoise_file
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         info = denoise_file(args.src, args.dst, sigma=args.sigma, blind=args.blind, weights=args.weights,
-                            tile=args.tile, overwrite=args.overwrite, max_pixels=args.max_pixels)  # fmt: skip
+                            tile=args.tile, overwrite=args.overwrite, max_pixels=args.max_pixels,
+                            ensemble=args.ensemble)  # fmt: skip
     for w in caught:
         print(f"dmh denoise: warning: {w.message}", file=sys.stderr)
     done = f" ({info['converted']})" if info["converted"] else ""
@@ -186,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         help="both = classifier and segmenter; item-classifier = A on B's image domain; item-resnet = classifier C "
         "(another architecture on A's images, never fine-tuned through)",
     )
-    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "data" / "pretrained"))
+    p.add_argument("--out", default=str(DATA / "pretrained"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=0, help="train this many steps, lr milestones stretched (0: default)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -201,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--weights", default=None, help="a released name (colour-blind, colour-s25, ...) or a checkpoint")
     p.add_argument("--tile", type=int, default=256, help="tile size in pixels (bounds the memory)")
     p.add_argument("--overwrite", action="store_true", help="allow the output to be the input file")
+    p.add_argument("--ensemble", action="store_true", help="average the 8 flips / rotations (8x the time)")
     p.add_argument("--max-pixels", type=int, default=None,
                    help="refuse larger images (default 150,000,000, or $DMH_MAX_PIXELS)")  # fmt: skip
     p.set_defaults(func=_denoise)

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from dmh.images import open_rgb, read_image
+from dmh.layout import SEEDS
 
 __all__ = [
     "PHOTO_SPLIT",
@@ -68,7 +69,7 @@ PHOTO_SPLIT: dict[str, tuple[str, ...]] = {
 }
 
 
-def _package_dir(module: str) -> Path:
+def package_dir(module: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         raise ModuleNotFoundError(
@@ -80,11 +81,11 @@ def _package_dir(module: str) -> Path:
 
 
 @functools.cache
-def _photo_u8(name: str) -> np.ndarray:
+def photo_u8(name: str) -> np.ndarray:
     import skimage.data as skd
 
     if name in PHOTO_SPLIT["test"]:
-        return np.asarray(open_rgb(_package_dir("sporco") / "data" / f"{name}.png"))  # ImageReadError names a bad file
+        return np.asarray(open_rgb(package_dir("sporco") / "data" / f"{name}.png"))  # ImageReadError names a bad file
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
 
@@ -99,7 +100,7 @@ def _photo_u8(name: str) -> np.ndarray:
 
 def load_photo(name: str) -> Tensor:
     """One named photograph as a (3, H, W) float tensor in [0, 1]."""
-    img = _photo_u8(name)
+    img = photo_u8(name)
     return torch.from_numpy(img[..., :3].copy()).permute(2, 0, 1).float() / 255.0
 
 
@@ -375,7 +376,7 @@ class ItemSampler:
 
 
 @functools.lru_cache(maxsize=2)
-def fashion_items_split(part: str, seed: int = 20180714) -> tuple[Tensor, Tensor]:
+def fashion_items_split(part: str, seed: int = SEEDS["item_canvases"]) -> tuple[Tensor, Tensor]:
     """Every item of a part ("val": 5,000, "test": 10,000) on its own seeded canvas: the fixed evaluation set of the
     one-domain classifier (issue 13)."""
     items, labels = fashion_split(part)
@@ -383,7 +384,7 @@ def fashion_items_split(part: str, seed: int = 20180714) -> tuple[Tensor, Tensor
 
 
 @functools.lru_cache(maxsize=2)
-def fashion_scenes_test(n: int = 1000, seed: int = 20180713) -> tuple[Tensor, Tensor]:
+def fashion_scenes_test(n: int = 1000, seed: int = SEEDS["test_scenes"]) -> tuple[Tensor, Tensor]:
     """The fixed test scenes: `n` scenes from Fashion-MNIST *test* items, seeded (the default set has 1,000)."""
     items, labels = load_fashion_mnist("test")
     return make_scenes(n, items, labels, torch.Generator().manual_seed(seed))
@@ -397,7 +398,7 @@ def load_imagenet20() -> tuple[list[Tensor], Tensor, list[str]]:
         images: (3, H, W) tensors in [0, 1] (19 are 512 x 512); labels: (20,) ImageNet class indices;
         file names.
     """
-    folder = _package_dir("foolbox") / "data"
+    folder = package_dir("foolbox") / "data"
     files = sorted(folder.glob("imagenet_*.jpg"))
     if len(files) != 20:
         raise FileNotFoundError(f"expected 20 imagenet_*.jpg files in {folder}, found {len(files)}")

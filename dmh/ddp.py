@@ -54,6 +54,7 @@ from dmh.paper import (
     vgg16_task,
     voc_segmenter,
 )
+from dmh.steps import objective
 from dmh.train import train
 
 __all__ = ["Dist", "init_distributed", "GlobalBatchNorm2d", "sync_batchnorm", "GlobalBatches", "main"]
@@ -285,11 +286,10 @@ def _dataset(args: argparse.Namespace, crop: int) -> tuple[Sample, int]:
 def _step_fn(batches: GlobalBatches, task_net: nn.Module | None, lam: float, scale: float, d: Dist) -> Callable:
     def step(model: nn.Module, gen: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         clean, noisy, target = batches(gen)
-        den = model(noisy)
         if task_net is None or lam == 0:
-            loss, parts = JointLoss(0.0)(den, clean)
+            loss_fn = JointLoss(0.0)
         elif task_net.kind == "classification":
-            loss, parts = JointLoss(lam, "classification")(den, clean, task_net(den), target)
+            loss_fn = JointLoss(lam, "classification")
         else:
             # Per-pixel cross-entropy normalised by the global batch's labelled pixels, times the world size because
             # DDP averages the processes' gradients: the sum is the global batch's mean loss.
@@ -301,7 +301,8 @@ def _step_fn(batches: GlobalBatches, task_net: nn.Module | None, lam: float, sca
             def seg_loss(logits: Tensor, t: Tensor) -> Tensor:
                 return F.cross_entropy(logits, t, ignore_index=IGNORE_INDEX, reduction="sum") / norm
 
-            loss, parts = JointLoss(lam, seg_loss)(den, clean, task_net(den), target)
+            loss_fn = JointLoss(lam, seg_loss)
+        loss, parts = objective(model, noisy, clean, loss_fn, task_net, target)
         loss = loss * scale
         parts = _mean_over_processes({**parts, "loss": loss.item()}, d)
         # Report the global batch's loss; the gradient stays this process's share (DDP averages the shares).

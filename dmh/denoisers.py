@@ -10,37 +10,16 @@ stage (`Recipe.init` names the stage it starts from), and the per-sigma models a
 
     dmh train-denoiser --weights colour-blind --threads 1 --hours 2.5      # resumes data/training/colour-blind-w0.5/
 
-Width (issue 12: "width 1.0 is the paper's; if 0.5 gets further in the same hours, choose on VAL and record why").
-Both candidates, `--width 1` and `--width 0.5`, trained side by side from the same seed, one thread each, in the
-first session (2026-12-02). Rule, written before the end-of-session numbers: compare the mean VAL PSNR over sigma
-15 / 25 / 50 at equal wall-clock hours (the slower run's last VAL point against the other run's curve interpolated
-at those hours); the width ahead by at least 0.05 dB is kept and trained on in later sessions; closer than that, the
-paper's width 1.0. The outcome is in `RECIPES` and in the note of issue 12.
-
-Width 1 after the choice (session 5, 2026-12-03; rules written before its numbers). The released width-0.5 model is
-flat (30.31 dB mean VAL crops at lr 1e-4) and below CBM3D on TEST, so the width-1 run keeps training as the
-candidate that could pass it. At step 7,500 (2.19 h) it is forked: `colour-blind-w1` goes on at lr 1e-3, and
-`colour-blind-w1-drop7600` drops to 1e-4 at step 7,600 (`dmh train-denoiser --width 1 --milestones 7600 --out ...`),
-one thread each, side by side, to see what a rate drop is worth at this point. Rules:
-- Schedule of the width-1 run: if, at the fork's last VAL point (at least 2,000 steps after the drop), the fork is
-  ahead of the lr-1e-3 run at the same step by >= 0.05 dB mean VAL PSNR (crops, sigma 15 / 25 / 50), width 1 goes on
-  from the fork (the drop was due); else from the lr-1e-3 run (its curve had not flattened).
-- Release: a width-1 model replaces the released colour-blind when its mean VAL PSNR over sigma 15 / 25 / 50 on the
-  10 full VAL photographs (the manifest's "val" metric) is >= 0.05 dB above the released one's (32.25 dB), however
-  many hours it took. A new colour-blind invalidates what was fine-tuned from it: the per-sigma models and notebook
-  07's kept fine-tunes (`data/finetunes/`, checked by the init's sha256) are then retrained.
-Outcome (README, "Denoise your own photos"): at step 11,000 the fork led by 0.047 dB (30.18 against 30.14), so the
-rule chose lr 1e-3; that run then diverged (loss 0.0006 -> 0.024 at step 11,200, VAL crops -3.3 dB) and was dropped.
-Width 1 resumed from the committed step-7,500 checkpoint with `--milestones 7600` (session 6: the fork replayed to
-0.01 dB) and went flat at lr 1e-4: 30.21 dB at steps 12,000 and 13,000 (4.3 h), 0.10 dB below width 0.5's 30.31 on
-the same VAL crops, so by the release rule it does not replace colour-blind (checkpoint kept at step 13,100).
-
-The grey base of the cpu-scale study (issue 13, recipe "grey-blind", `data="fashion"`) is trained the same way on
-the study's one grey domain. Its width, rule written before either run was scored: candidates 0.25 (the cpu preset's
-grey width) and 0.5, each trained on one thread (session 2 onwards, 2026-12-02; not always side by side, since the two
-cores also train the colour models), compared by the mean VAL PSNR over the five sigmas at equal wall-clock hours
-(at least 1.5 h): the one ahead by at least 0.05 dB is kept; closer than that, 0.25, whose fine-tunes (dozens per
-`make reproduce`: lambdas x seeds x tasks) are about 2.5x cheaper (0.16 against 0.42 s a training step, measured).
+Width rules, each written before the numbers it decides (the runs and their outcomes: docs/TRAINING.md):
+- Colour (2026-12-02): candidates 1.0 (the paper's) and 0.5, trained side by side from the same seed, one thread
+  each; compared by the mean VAL PSNR over sigma 15 / 25 / 50 at equal wall-clock hours (`compare_widths`); the width
+  ahead by at least 0.05 dB is kept, closer than that the paper's 1.0. Chosen: 0.5 (`RECIPES`).
+- A later colour candidate replaces the released colour-blind only when its mean VAL PSNR over sigma 15 / 25 / 50 on
+  the 10 full VAL photographs is >= 0.05 dB above the released one's; a new colour-blind invalidates what was
+  fine-tuned from it (the per-sigma models, 07's kept fine-tunes).
+- Grey (2026-12-02): candidates 0.25 (the cpu preset's grey width) and 0.5, compared the same way over the five
+  sigmas at equal hours (at least 1.5 h); ahead by 0.05 dB wins, closer than that 0.25 (its fine-tunes are about
+  2.5x cheaper: 0.16 against 0.42 s a training step). Chosen: 0.5.
 """
 
 from __future__ import annotations
@@ -57,9 +36,12 @@ import torch
 from torch import Tensor, nn
 
 from dmh.checkpoint import last_checkpoint, load_checkpoint
+from dmh.inference import denoise
+from dmh.layout import SEEDS, TRAINING_DIR
 from dmh.metrics import psnr
-from dmh.nets import DenoiseNet, denoise
-from dmh.noise import add_noise, noise_generator, sample_sigma
+from dmh.nets import DenoiseNet
+from dmh.noise import add_noise, noise_generator
+from dmh.steps import StepFn, denoising_step
 from dmh.train import TrainConfig, train
 
 __all__ = [
@@ -76,13 +58,12 @@ __all__ = [
     "cbm3d_on_test_photos",
     "fashion_patches",
     "release",
+    "psnr_per_image",
     "val_curve",
     "compare_widths",
-    "denoise_file",
 ]
 
-#: Where the resumable training runs live (committed: the next session, maybe on another machine, goes on from them).
-TRAINING_DIR = Path(__file__).resolve().parents[1] / "data" / "training"
+
 VAL_SIGMAS = (15.0, 25.0, 50.0)
 GREY_SIGMAS = (15.0, 30.0, 45.0, 60.0, 90.0)  # the columns of the study's Tables 2 and 3
 
@@ -141,8 +122,8 @@ class Recipe:
 #: over sigma 15 / 25 / 50 was 30.16 dB at width 0.5 against 29.72 dB at width 1 (+0.44 dB; width 1 had made 5,000
 #: steps, width 0.5 about 17,000). Width 1 was still rising faster; its run stays in data/training/colour-blind-w1.
 #: Schedule: lr 1e-3 while the VAL curve rose; it was flat from step 19,000 to 24,900 (33.10 / 30.48 / 26.96 dB on
-#: the VAL crops at step 24,000, within 0.03 dB of step 19,000), so the rate drops to 1e-4 at step 25,000 (session 2,
-#: a milestone added on resume: `dmh.train` accepts milestones later than the checkpoint's step).
+#: the VAL crops at step 24,000, within 0.03 dB of step 19,000), so the rate drops to 1e-4 at step 25,000 (decided on
+#: 2026-12-02 as a milestone added on resume: `dmh.train` accepts milestones later than the checkpoint's step).
 _BLIND = Recipe(
     "colour-blind",
     width=0.5,
@@ -177,7 +158,7 @@ RECIPES: dict[str, Recipe] = {
 
 #: The grey base of the cpu-scale study (issue 13): blind over sigma 0-100 (the tables' sigmas reach 90) on 32 x 32
 #: patches, 64 a step (as many pixels as 32 colour patches of 48 x 48, a third of the channels). Width 0.5, chosen by
-#: the rule in this module's docstring (`compare_widths`, session 3, 2026-12-02): at 1.54 h of training on one thread
+#: the rule in this module's docstring (`compare_widths`, 2026-12-02): at 1.54 h of training on one thread
 #: each, the mean VAL PSNR over sigma 15 / 30 / 45 / 60 / 90 was 25.01 dB at width 0.5 (step 17,000) against 24.73 dB
 #: at width 0.25 (interpolated; 24.83 dB at its last point, 2.13 h): +0.28 dB, past the 0.05 dB margin. Width 0.25's run
 #: stays in data/training/grey-blind-w0.25.
@@ -227,7 +208,7 @@ def val_images(recipe: Recipe) -> dict[str, Tensor]:
     from dmh.data import SceneSampler, fashion_items_split
 
     items = fashion_items_split("val")[0][:GREY_VAL_ITEMS]
-    scenes = SceneSampler("val").sample(GREY_VAL_SCENES, torch.Generator().manual_seed(20180715))[0]
+    scenes = SceneSampler("val").sample(GREY_VAL_SCENES, torch.Generator().manual_seed(SEEDS["grey_val_scenes"]))[0]
     return {"items": items, "scenes": scenes}
 
 
@@ -236,7 +217,7 @@ def _val_noise(clean: Tensor, sigma: float, k: int) -> Tensor:
     (7,000,000 + 1000 sigma + k) predate `dmh.noise.noise_generator` and stay: the VAL curves of the released models'
     training runs were scored with them."""
     batch = clean if clean.dim() == 4 else clean[None]
-    return add_noise(batch, sigma, torch.Generator().manual_seed(7_000_000 + int(sigma) * 1000 + k))
+    return add_noise(batch, sigma, torch.Generator().manual_seed(SEEDS["val_noise"] + int(sigma) * 1000 + k))
 
 
 def val_psnr(net: nn.Module, images: dict[str, Tensor], sigmas: tuple[float, ...]) -> dict[str, float]:
@@ -264,9 +245,7 @@ def fashion_patches(n: int, size: int, g: torch.Generator, items: Any, scenes: A
     return torch.cat([a, torch.stack([x[:, i : i + size, j : j + size] for x, (i, j) in zip(sc, ij)])])
 
 
-def _step_fn(recipe: Recipe):  # noqa: ANN202
-    from dmh.losses import JointLoss
-
+def _step_fn(recipe: Recipe) -> StepFn:
     if recipe.data == "photos":
         from dmh.data import PatchSampler
         from dmh.photos import training_photos
@@ -283,19 +262,7 @@ def _step_fn(recipe: Recipe):  # noqa: ANN202
         def sample(g: torch.Generator) -> Tensor:
             return fashion_patches(recipe.batch, recipe.patch, g, items, scenes)
 
-    loss_fn = JointLoss(0.0)
-    fixed = recipe.sigma
-
-    def step(net: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
-        clean = sample(g)
-        sig = (
-            torch.full((len(clean),), float(fixed))
-            if fixed is not None
-            else sample_sigma(len(clean), recipe.sigma_range, g)
-        )
-        return loss_fn(net(add_noise(clean, sig, g)), clean)
-
-    return step
+    return denoising_step(sample, recipe.sigma if recipe.sigma is not None else recipe.sigma_range)
 
 
 def train_denoiser(
@@ -338,7 +305,7 @@ def train_denoiser(
     prev_ckpt = load_checkpoint(last) if last is not None else {}
     prev = prev_ckpt.get("history", [])
     hours0 = float(prev[-1].get("hours", 0.0)) if prev else 0.0
-    # The code of every session that trained this run, oldest first (recorded in each checkpoint and the release).
+    # The commits of the code that trained this run, oldest first (recorded in each checkpoint and the release).
     commits = list(prev_ckpt.get("commits", []))
     commits += [] if commits and commits[-1] == git_commit() else [git_commit()]
     crops = val_images(recipe)
@@ -363,23 +330,44 @@ def psnr_on_test_photos(net: nn.Module, sigmas: tuple[float, ...] = VAL_SIGMAS) 
     """PSNR (dB, 8-bit) of `net` on the TEST photos, mean over the five, at each sigma:
 
     - "test_crop384": the 384 x 384 centre crops with exactly the noisy pixels of Table 1 of the cpu preset
-      (`dmh.study`), so the numbers sit beside that table's CBM3D row;
+      (`dmh.evalsets`), so the numbers sit beside that table's CBM3D row;
     - "test_full": the full-size photos, noise from `dmh.noise.noise_generator(0, sigma, k)`.
     """
     from dmh.data import photos
+    from dmh.evalsets import photo_noise, test_photos
     from dmh.presets import get_preset
-    from dmh.study import _photo_noise, _test_photos
 
     net.eval()
     p = get_preset("cpu")
     out: dict[str, dict[str, float]] = {"test_crop384": {}, "test_full": {}}
-    crops, full = _test_photos(p), photos("test")
+    crops, full = test_photos(p), photos("test")
     for s in sigmas:
-        a = [psnr(denoise(net, _photo_noise(c, s, k, p)), c[None]) for k, c in enumerate(crops.values())]
+        a = [psnr(denoise(net, photo_noise(c, s, k, p)), c[None]) for k, c in enumerate(crops.values())]
         b = [psnr(denoise(net, add_noise(c[None], s, noise_generator(0, s, k))), c[None])
              for k, c in enumerate(full.values())]  # fmt: skip
         out["test_crop384"][f"{int(s)}"] = float(sum(a) / len(a))
         out["test_full"][f"{int(s)}"] = float(sum(b) / len(b))
+    return out
+
+
+def psnr_per_image(
+    net: nn.Module, sigmas: tuple[float, ...] = VAL_SIGMAS, ensemble: bool = False
+) -> dict[str, dict[str, float]]:
+    """PSNR (dB, 8-bit) of `net` on each full-size TEST photo, noise `dmh.noise.noise_generator(0, sigma, k)` (the
+    noisy pixels of `psnr_on_test_photos`' "test_full" and of CBM3D's "per_image" "full"): {sigma: {photo: dB}}, and
+    the seconds per photo under "seconds". `ensemble`: the 8-fold self-ensemble (`dmh.inference.denoise`)."""
+    from dmh.data import photos
+
+    net.eval()
+    out: dict[str, Any] = {}
+    t0, n = time.time(), 0
+    for s in sigmas:
+        out[f"{int(s)}"] = {
+            name: psnr(denoise(net, add_noise(c[None], s, noise_generator(0, s, k)), ensemble=ensemble), c[None])
+            for k, (name, c) in enumerate(photos("test").items())
+        }  # fmt: skip
+        n += len(out[f"{int(s)}"])
+    out["seconds"] = (time.time() - t0) / max(n, 1)
     return out
 
 
@@ -392,9 +380,9 @@ def cbm3d_on_test_photos(path: Path | None = None, sigmas: tuple[float, ...] = V
     from dmh.baselines import cbm3d
     from dmh.checkpoint import write_json
     from dmh.data import photos
+    from dmh.evalsets import photo_noise, test_photos
     from dmh.presets import get_preset
     from dmh.pretrained import PRETRAINED_DIR
-    from dmh.study import _photo_noise, _test_photos
 
     path = Path(path) if path is not None else PRETRAINED_DIR / "cbm3d_test_photos.json"
     rule = "as psnr_on_test_photos: crops with Table 1's noise (cpu preset), full photos noise_generator(0, sigma, k)"
@@ -402,10 +390,10 @@ def cbm3d_on_test_photos(path: Path | None = None, sigmas: tuple[float, ...] = V
         if all(f"{int(s)}" in kept["test_full"] for s in sigmas):
             return kept
     p = get_preset("cpu")
-    crops, full = _test_photos(p), photos("test")
+    crops, full = test_photos(p), photos("test")
     res: dict[str, Any] = {"noise": rule, "test_crop384": {}, "test_full": {}, "per_image": {}}
     for s in sigmas:
-        a = [psnr(cbm3d(_photo_noise(c, s, k, p), s), c[None]) for k, c in enumerate(crops.values())]
+        a = [psnr(cbm3d(photo_noise(c, s, k, p), s), c[None]) for k, c in enumerate(crops.values())]
         b = [
             psnr(cbm3d(add_noise(c[None], s, noise_generator(0, s, k)), s), c[None])
             for k, c in enumerate(full.values())
@@ -421,12 +409,12 @@ GREY_TEST_ITEMS, GREY_TEST_SCENES = 500, 50
 
 
 def psnr_on_test_fashion(net: nn.Module, sigmas: tuple[float, ...] = GREY_SIGMAS) -> dict[str, dict[str, float]]:
-    """Mean per-image PSNR (dB, 8-bit) of `net` and of CBM3D (`dmh.study.cbm3d_mosaic`) on the same noisy pixels:
+    """Mean per-image PSNR (dB, 8-bit) of `net` and of CBM3D (`dmh.baselines.cbm3d_mosaic`) on the same noisy pixels:
     the first `GREY_TEST_ITEMS` canvases of `fashion_items_split("test")` ("test_items", "cbm3d_items") and the first
     `GREY_TEST_SCENES` of `fashion_scenes_test()` ("test_scenes", "cbm3d_scenes"), noise from
     `dmh.noise.noise_generator(0, sigma, k)` (k = 0 items, 1 scenes). CBM3D takes about a minute per sigma."""
+    from dmh.baselines import cbm3d_mosaic
     from dmh.data import fashion_items_split, fashion_scenes_test
-    from dmh.study import cbm3d_mosaic
 
     net.eval()
     sets = {
@@ -489,7 +477,7 @@ def release(
         "checkpoint": f"{folder.name}/{last.name}",
         "steps": int(ckpt["step"]),
         "hours": float(hist[-1].get("hours", 0.0)) if hist else 0.0,
-        "threads": ckpt.get("threads"),  # of the training (the last session's), not of this release
+        "threads": ckpt.get("threads"),  # of the training (its last resumption's), not of this release
         "torch": torch.__version__,
         "data": {
             "listing": "dmh/photos.json",
@@ -540,88 +528,3 @@ def compare_widths(folders: dict[float, Path], min_hours: float = 1.5, margin_db
     rule = (f"mean VAL PSNR at equal hours ({h:.2f} h); the width ahead by >= {margin_db:g} dB wins, else "
             f"{'the wider' if default is None else f'{default:g}'}")  # fmt: skip
     return {"hours": h, "psnr": {f"{w:g}": v for w, v in at.items()}, "diff": diff, "chosen": chosen, "rule": rule}
-
-
-def choose_weights(sigma: float | None = None, blind: bool = False, weights: str | None = None) -> str:
-    """Which released denoiser `dmh denoise` runs: `weights` if given (with `sigma` or `blind` too: ValueError, the
-    flags would contradict each other); else the per-sigma model when `sigma` is one of 15 / 25 / 50, not `blind`,
-    and that model is released (in data/pretrained/manifest.json); else the blind one."""
-    if weights is not None:
-        if sigma is not None or blind:
-            flag = "--sigma" if sigma is not None else "--blind"
-            raise ValueError(f"{flag} chooses a released model and --weights names one: pass one of them, not both")
-        return str(weights)
-    if not blind and sigma is not None and float(sigma) in (15.0, 25.0, 50.0):
-        from dmh.pretrained import read_manifest
-
-        name = f"colour-s{int(sigma)}"
-        if name in read_manifest():
-            return name
-    return "colour-blind"
-
-
-def denoise_file(
-    src: str | Path,
-    dst: str | Path,
-    *,
-    sigma: float | None = None,
-    blind: bool = False,
-    weights: str | Path | None = None,
-    tile: int = 256,
-    progress: bool = True,
-    overwrite: bool = False,
-    max_pixels: int | None = None,
-) -> dict[str, Any]:
-    """Denoise an image file with a released colour denoiser (or any `DenoiseNet` checkpoint) and write the result
-    with the same bit depth, channels and metadata (the rules of `dmh.imagefiles`).
-
-    Args:
-        src, dst: PNG (1-16 bit), TIFF (8 or 16 bit) or JPEG files. `dst` is checked before any work (suffix,
-            folder, permissions; the input itself only with `overwrite`) and written atomically.
-        sigma: the noise level on the 0-255 scale (of the 8-bit range, also for 16-bit files); picks the per-sigma
-            model at 15 / 25 / 50 (`choose_weights`); the blind model needs no sigma (trained on 0-55).
-        blind: use the blind model whatever `sigma` is.
-        weights: a released name or the path of a `DenoiseNet` checkpoint (its architecture read from the file);
-            not together with `sigma` or `blind`.
-        tile: tile size of `dmh.denoise` (memory stays bounded on large photos).
-        max_pixels: refuse larger images (default `dmh.imagefiles.max_pixels()`).
-
-    Grey images (and grey + alpha) go through a colour model as three equal channels, the three outputs averaged
-    back to one, and are written grey (a grey model, "grey-blind", takes them as they are and refuses colour images).
-    An alpha channel is kept as it is. Returns what was done (weights, bits, shape, seconds, conversions, warning).
-    """
-    import warnings
-
-    from dmh.imagefiles import ImageFile, check_output, check_writable, read_image_file, write_image_file
-    from dmh.nets import denoisenet
-    from dmh.validate import check_real
-
-    check_real(sigma, "sigma", low=0, high=255, allow_none=True)
-    name = choose_weights(sigma, blind, None if weights is None else str(weights))
-    dst = check_output(dst, src, overwrite=overwrite)
-    img = read_image_file(src, max_pixels=max_pixels)
-    channels = 1 if img.pixels.ndim == 2 else img.pixels.shape[2]
-    check_writable(dst, img.bits, channels)
-    net = denoisenet(weights=name).eval()
-    warning = ""
-    if name == "colour-blind" and sigma is not None and not 0.0 <= sigma <= 55.0:
-        warning = f"sigma {sigma:g} is outside the blind model's training range 0-55: expect a weaker result"
-        warnings.warn(warning, stacklevel=2)
-    grey_net = net.in_channels == 1
-    if grey_net and not img.grey:
-        raise ValueError(f"{src} is a colour image and {name} a grey denoiser: choose a colour one (colour-blind, ...)")
-    t0 = time.time()
-    top = float(2**img.bits - 1)
-    colour = img.colour  # (H, W, 1) or (H, W, 3)
-    rgb = colour if grey_net or colour.shape[2] == 3 else np.repeat(colour, 3, axis=2)
-    x = torch.from_numpy(rgb.astype(np.float32) / top).permute(2, 0, 1)
-    y = denoise(net, x, tile=tile, fast=True, progress=progress)[0].clamp(0, 1)
-    if img.grey:
-        y = y.mean(0, keepdim=True)
-    out = np.rint(y.permute(1, 2, 0).numpy() * top).astype(img.pixels.dtype)
-    if img.alpha is not None:
-        out = np.concatenate([out, img.alpha[..., None]], axis=2)
-    out = out[..., 0] if out.shape[2] == 1 else out
-    write_image_file(dst, ImageFile(out, img.bits, img.bits, img.icc, img.exif, img.orientation, img.png_chunks))
-    return {"weights": name, "bits": img.bits, "shape": list(img.pixels.shape), "seconds": round(time.time() - t0, 3),
-            "converted": img.note, "warning": warning}  # fmt: skip

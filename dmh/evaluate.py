@@ -53,7 +53,8 @@ def evaluate_task(
     batch_size: int = 250,
     progress: bool = False,
     desc: str = "eval",
-) -> dict[str, float]:
+    also: dict[str, TaskNet] | None = None,
+) -> dict[str, Any]:
     """Task metric of `task(denoiser(clean + noise))`.
 
     Args:
@@ -65,6 +66,8 @@ def evaluate_task(
         seed: seeds the noise: image i gets `noise_generator(seed, sigma, i)`, the same whatever the denoiser, the
             batch size or the subset's length (the first n images of a set see the noise they see in the whole set).
         batch_size: images per batch.
+        also: other classifiers of the same labels that see the same (denoised) inputs, e.g. one the denoiser was
+            never trained through: their top-1 / top-5 under "also" ({name: {"top1", "top5"}}).
 
     Returns:
         classification: {"top1", "top5", "psnr"}; segmentation: {"miou", "pixel_acc", "psnr"}. "psnr" (dB) is the
@@ -77,6 +80,7 @@ def evaluate_task(
     seg = task.kind == "segmentation"
     conf = ConfusionMatrix(task.num_classes) if seg else None
     logits_all, psnrs = [], []
+    also_logits: dict[str, list[Tensor]] = {k: [] for k in also or {}}
     for i in tqdm(range(0, n, bs), desc=desc, disable=not progress, leave=False):
         clean = images[i][None] if ragged else images[i : i + bs]
         if sigma > 0:
@@ -87,6 +91,8 @@ def evaluate_task(
             x = run(x, sigma)
         psnrs += [psnr(a, b) for a, b in zip(x, clean)]
         out = task(x)
+        for k, net in (also or {}).items():
+            also_logits[k].append(net(x))
         if seg:
             conf.update(out.argmax(1), labels[i : i + bs])
         else:
@@ -97,6 +103,11 @@ def evaluate_task(
     else:
         acc = topk_accuracy(torch.cat(logits_all), labels, ks=(1, 5))
         res.update(top1=acc[1], top5=acc[5])
+    if also:
+        res["also"] = {}
+        for k, logits in also_logits.items():
+            acc = topk_accuracy(torch.cat(logits), labels, ks=(1, 5))
+            res["also"][k] = {"top1": acc[1], "top5": acc[5]}
     return res
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = [
     "ConfusionMatrix",
     "high_frequency_ratio",
     "gradient_similarity",
+    "perceptual_distance",
 ]
 
 
@@ -145,3 +147,21 @@ def gradient_similarity(image: Any, reference: Any, c: float = 0.0026) -> float:
 
     ga, gb = mag(a), mag(b)
     return float(((2 * ga * gb + c) / (ga**2 + gb**2 + c)).mean())
+
+
+def perceptual_distance(feature_fn: Callable[[Tensor], Tensor], x: Tensor, ref: Tensor, batch_size: int = 16) -> float:
+    """Mean distance between deep features of `x` and `ref` ((N, C, H, W) in [0, 1]): each position's feature vector
+    unit-normalised over channels (as LPIPS does), the squared difference summed over channels and averaged over
+    positions and images. 0 = the same features; lower is closer. `feature_fn` maps a batch to its feature maps (e.g.
+    `functools.partial(dmh.tasks.features, dmh.tasks.efficientnet_lite2())`: a network the denoiser was not trained
+    through)."""
+    if x.shape != ref.shape:
+        raise ValueError(f"x {tuple(x.shape)} and ref {tuple(ref.shape)} must have the same shape")
+    total = 0.0
+    with torch.inference_mode():
+        for i in range(0, len(x), batch_size):
+            fa, fb = feature_fn(x[i : i + batch_size].clamp(0, 1)), feature_fn(ref[i : i + batch_size])
+            fa = fa / fa.norm(dim=1, keepdim=True).clamp_min(1e-10)
+            fb = fb / fb.norm(dim=1, keepdim=True).clamp_min(1e-10)
+            total += float(((fa - fb) ** 2).sum(1).mean((1, 2)).sum())
+    return total / len(x)

@@ -1,4 +1,5 @@
-"""The paper's denoising network (Liu et al., IJCAI 2018) and tiled inference.
+"""The paper's denoising network (Liu et al., IJCAI 2018) and its torchvision-style builder (tiled inference of any
+size: `dmh.inference.denoise`).
 
 Layout (width 1, PAPER.md): conv0 5x5 -> two stride-2 encoders with bottleneck residual blocks -> two 4x4
 transposed convs with skip concatenations -> last 3x3; the output is the noisy input plus the predicted correction.
@@ -7,23 +8,19 @@ Images are NCHW float tensors in [0, 1] (noisy ones may leave that range; nothin
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from dmh.images import to_nchw
 from dmh.validate import check_int, check_real
 
 __all__ = [
     "Bottleneck",
     "DenoiseNet",
     "denoisenet",
-    "denoise",
     "weights_meta",
     "RELEASED",
     "RELEASED_COLOUR",
@@ -31,7 +28,7 @@ __all__ = [
 ]
 
 #: Pixels of context on each side that one output pixel depends on (computed for the layout below: 22);
-#: tiles of `denoise` carry at least this margin, which makes tiled and untiled results equal.
+#: tiles of `dmh.inference.denoise` carry at least this margin, which makes tiled and untiled results equal.
 RECEPTIVE_RADIUS = 22
 
 
@@ -184,87 +181,12 @@ def denoisenet(
     arch = dict(ckpt.get("arch") or {})
     if arch and arch.get("name") != "DenoiseNet":
         raise ValueError(f"{weights} holds a {arch.get('name')}, not a DenoiseNet")
-    for key, given in (("in_channels", in_channels), ("width", width)):
-        if given is not None and key in arch and float(given) != float(arch[key]):
-            raise ValueError(f"{weights} is a DenoiseNet with {key}={arch[key]}, not {given}")
-    net = DenoiseNet(in_channels=arch.get("in_channels", 3 if in_channels is None else in_channels),
-                     width=arch.get("width", 1.0 if width is None else width))  # fmt: skip
+    # given arguments win (and `check_arch` names both architectures when they differ); else the file's
+    net = DenoiseNet(in_channels=in_channels if in_channels is not None else arch.get("in_channels", 3),
+                     width=width if width is not None else arch.get("width", 1.0))  # fmt: skip
     check_arch(net, ckpt, weights)
     try:
         net.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise ValueError(f"{weights}: its weights do not fit {net.arch} ({str(e).splitlines()[0]})") from e
     return net
-
-
-@torch.inference_mode()
-def denoise(
-    net: nn.Module,
-    image: Any,
-    *,
-    tile: int | None = 256,
-    overlap: int = 32,
-    batch_size: int = 4,
-    fast: bool = False,
-    progress: bool = False,
-) -> Tensor:
-    """Denoise an image of any size with bounded memory.
-
-    Args:
-        net: a denoiser mapping (N, C, H, W) to the same shape (put in eval mode here).
-        image: (C, H, W) or (N, C, H, W) tensor, or an (H, W) / (H, W, C) numpy array (uint8 / uint16 are scaled to
-            [0, 1]); see `dmh.images.to_nchw`.
-        tile: core tile size in pixels (rounded up to a multiple of 4); None runs the whole image at once.
-        overlap: context margin on each side of a tile; at >= `RECEPTIVE_RADIUS` the result equals the untiled one
-            up to float rounding. Tiles are cropped to their cores (not averaged), so no seams are blended.
-        batch_size: tiles per forward pass.
-        fast: run an inference copy of `net` (a DenoiseNet) with BatchNorm folded into the convolutions and
-            channels-last memory (`dmh.fast.prepare`); equal to the plain path up to float rounding. `net` itself is
-            left as it is.
-        progress: show a tqdm bar over the tiles.
-
-    Returns:
-        (N, C, H, W) float tensor (N = 1 for a single image), not clipped.
-    """
-    check_int(batch_size, "batch_size", low=1)
-    check_int(tile, "tile", low=4, allow_none=True)
-    check_int(overlap, "overlap", low=0)
-    x = to_nchw(image, channels=getattr(net, "in_channels", None))
-    if fast:
-        from dmh.fast import prepare
-
-        net = prepare(net)
-    net.eval()
-    first = next(net.parameters(), None)
-    dev = first.device if first is not None else torch.device("cpu")
-    if tile is None:
-        return net(x.to(dev)).cpu()
-    t = 4 * math.ceil(tile / 4)
-    m = 4 * math.ceil(overlap / 4)
-    n, ch, h, w = x.shape
-    # Pad once to a multiple of 4 as the untiled forward does, so every tile sits on the same stride-4 grid.
-    ph, pw = (-h) % 4, (-w) % 4
-    xp = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) < 3 else "reflect") if ph or pw else x
-    hp, wp = xp.shape[-2:]
-    out = torch.empty_like(xp)
-    boxes = [(i, j) for i in range(0, hp, t) for j in range(0, wp, t)]
-    bar = tqdm(total=n * len(boxes), desc="denoise", unit="tile", disable=not progress, leave=False)
-    for k in range(n):
-        for b in range(0, len(boxes), batch_size):
-            chunk = boxes[b : b + batch_size]
-            crops, spans = [], []
-            for i, j in chunk:
-                i0, j0 = max(i - m, 0), max(j - m, 0)
-                i1, j1 = min(i + t + m, hp), min(j + t + m, wp)
-                crops.append(xp[k, :, i0:i1, j0:j1])
-                spans.append((i, j, i0, j0, min(i + t, hp), min(j + t, wp)))
-            # Tiles at the image edge are smaller; run same-shaped tiles together.
-            for shape in {c.shape for c in crops}:
-                idx = [q for q, c in enumerate(crops) if c.shape == shape]
-                res = net(torch.stack([crops[q] for q in idx]).to(dev)).cpu()
-                for r, q in zip(res, idx):
-                    i, j, i0, j0, ie, je = spans[q]
-                    out[k, :, i:ie, j:je] = r[:, i - i0 : ie - i0, j - j0 : je - j0]
-            bar.update(len(chunk))
-    bar.close()
-    return out[..., :h, :w]

@@ -12,11 +12,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from dmh import layout
 from dmh.provenance import cores_busy, git_commit, machine_line
 
 __all__ = ["NOTEBOOKS", "run_notebooks"]
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+#: The numbered notebooks (`dmh.layout.NOTEBOOKS`).
+NOTEBOOKS = layout.NOTEBOOKS
 
 
 def _kernel_manager() -> type:

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from dmh.images import ImageReadError, read_image
 from dmh.images import open_image as _open
 from dmh.images import open_rgb as _rgb
+from dmh.losses import IGNORE_INDEX
 from dmh.metrics import ConfusionMatrix, psnr
 from dmh.noise import add_noise
 from dmh.tasks import TaskNet
@@ -63,7 +64,6 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-IGNORE_INDEX = 255
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
 

@@ -35,6 +35,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from dmh import layout
 from dmh.images import open_rgb
 from dmh.pretrained import sha256_file
 
@@ -42,7 +43,7 @@ __all__ = ["LISTING", "PHOTO_DIR", "listing", "photo_name", "install", "build", 
 
 LISTING = Path(__file__).with_name("photos.json")
 #: Where `install` writes the downscaled photographs (git-ignored).
-PHOTO_DIR = Path(os.environ.get("DMH_PHOTOS", Path(__file__).resolve().parents[1] / "data" / "photos"))
+PHOTO_DIR = layout.PHOTO_DIR
 SPLITS = ("train", "val")
 DUPLICATE_CORR = 0.95
 
@@ -73,10 +74,10 @@ def _thumb(img: Image.Image) -> np.ndarray:
 
 def _evaluation_thumbs() -> dict[str, np.ndarray]:
     """Thumbnails of every image the project evaluates on: the TEST photos and ImageNet-20."""
-    from dmh.data import PHOTO_SPLIT, _package_dir, _photo_u8
+    from dmh.data import PHOTO_SPLIT, package_dir, photo_u8
 
-    thumbs = {n: _thumb(Image.fromarray(_photo_u8(n)[..., :3])) for n in PHOTO_SPLIT["test"]}
-    for f in sorted((_package_dir("foolbox") / "data").glob("imagenet_*.jpg")):
+    thumbs = {n: _thumb(Image.fromarray(photo_u8(n)[..., :3])) for n in PHOTO_SPLIT["test"]}
+    for f in sorted((package_dir("foolbox") / "data").glob("imagenet_*.jpg")):
         thumbs[f.name] = _thumb(open_rgb(f))
     return thumbs
 

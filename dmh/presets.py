@@ -10,7 +10,43 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Preset", "PRESETS", "get_preset", "check_scale"]
+__all__ = ["TaskSettings", "Preset", "PRESETS", "get_preset", "check_scale"]
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """The settings of one grey task of the study: "A" (classifier A, Table 2) or "B" (segmenter B, Table 3).
+
+    Attributes:
+        metric: the task metric's name in results ("top1" or "miou").
+        lam_paper: the paper's lambda (0.25 classification, 0.5 segmentation).
+        lam_code: the lambda the authors' released code ran with, in these units (0.004 and 0.02;
+            ../shared/PAPER.md, "What lambda is in the authors' released code").
+        batch: images (A) or scenes (B) per fine-tuning step.
+        n_test: test items / scenes of the table (2,000 / 200 at cpu scale: each table has 12 seeded denoisers x 5
+            sigmas, and one pass of a width-0.5 grey denoiser and A over 2,000 items takes about 6.5 s on one thread,
+            B over 200 scenes 7 s, measured 2026-12-02; 10,000 / 1,000 would take over an hour of `make reproduce`).
+            Every row sees the same images, so differences between rows are paired.
+        n_bm3d: the CBM3D row is evaluated on the first n images only (CBM3D takes ~0.3-1 s a small image); the other
+            rows are reported on that subset too.
+        n_val: validation items / scenes of the sweep (held-out Fashion-MNIST "val" items).
+        eval_batch: images per forward pass in evaluations.
+    """
+
+    metric: str
+    lam_paper: float
+    lam_code: float
+    batch: int
+    n_test: int
+    n_bm3d: int
+    n_val: int
+    eval_batch: int
+
+
+_CLS = TaskSettings(
+    "top1", lam_paper=0.25, lam_code=0.004, batch=32, n_test=2000, n_bm3d=500, n_val=5000, eval_batch=250
+)
+_SEG = TaskSettings("miou", lam_paper=0.5, lam_code=0.02, batch=8, n_test=200, n_bm3d=50, n_val=200, eval_batch=50)
 
 
 @dataclass(frozen=True)
@@ -28,27 +64,19 @@ class Preset:
             centres: CBM3D takes ~26 s for a whole 768 x 512 photo on 2 cores.
         grey_width, grey_batch, grey_steps, grey_lr, grey_sigma_range: the grey denoiser trained alone on
             Fashion-MNIST items and scene crops (03/04 start from it).
-        joint_steps, joint_lr, joint_batch_cls, joint_batch_seg: fine-tuning, joint (lam > 0) or separate (lam = 0)
-            with the same data, seed and steps. 600 steps at cpu scale, where the rule of
+        joint_steps, joint_lr: fine-tuning, joint (lam > 0) or separate (lam = 0) with the same data, seed and
+            steps (the batch is the task's, `TaskSettings.batch`). 600 steps at cpu scale, where the rule of
             `dmh.study.choose_run_length` picked 1,800 on the validation probe `bench/run_length.py`: the README
             ("Run length") says why and what it changes.
-        lam_cls, lam_seg: the paper's lambdas (0.25 classification, 0.5 segmentation).
-        lam_cls_code, lam_seg_code: the lambdas the authors' released code ran with, in these units (0.004 and 0.02;
-            ../shared/PAPER.md, "What lambda is in the authors' released code").
+        cls, seg: the settings of task "A" (classification) and "B" (segmentation), `TaskSettings`; `task(t)`
+            returns one by name.
         seeds: training seeds of every fine-tuned row and lambda point (mean and spread over them, `dmh.stats`).
         grey_base: the grey denoiser that 03-05 fine-tune: "03" (trained alone in notebook 03; the smoke preset) or
             the released "grey-blind" (trained for hours, `dmh.denoisers`; the cpu preset).
         task_sigmas: the Table 2 / 3 columns.
-        n_cls_test, n_seg_test: test images / scenes of Tables 2 and 3 (2,000 / 200 at cpu scale: each table has
-            12 seeded denoisers x 5 sigmas, and one pass of a width-0.5 grey denoiser and A over 2,000 items takes
-            about 6.5 s on one thread, B over 200 scenes 7 s, measured 2026-12-02; 10,000 / 1,000 would take over an
-            hour of `make reproduce`). Every row sees the same images, so differences between rows are paired.
-        n_bm3d_cls, n_bm3d_seg: the CBM3D row is evaluated on the first n images only (CBM3D takes ~0.3-1 s a
-            small image); the other rows are reported on that subset too.
         ablation_lams, ablation_sigma: the lambda sweep (03): a fine-tune per lambda and seed, `joint_steps` long
             (as the table rows, which are these same runs), evaluated at `ablation_sigma` on validation data. Must hold
             0, the paper's and the code's lambdas.
-        n_val_cls, n_val_seg: validation items / scenes of the sweep (held-out Fashion-MNIST "val" items).
         colour_base: the colour denoiser that 07 fine-tunes: a released colour name (`dmh.nets.RELEASED_COLOUR`,
             trained for hours, issue 12) or "01" (the short training of notebook 01).
         eff_crop, eff_batch, eff_steps, eff_lam, eff_sigma_range: the colour denoiser fine-tuned through
@@ -63,6 +91,8 @@ class Preset:
             being agreement with EfficientNet-Lite0's top-1 on the clean crop.
         imagenet_sigmas, imagenet_draws, imagenet_size: ImageNet-20 evaluation: noise added at `imagenet_size` (the
             classifier's input size), several seeded draws.
+        unseen_classifier: the builder in `dmh.tasks` of classifier C (kept weights), which scores every row of Table
+            2 beside A without any denoiser ever being fine-tuned through it (None: no such column).
         threads: torch threads (0: torch's default).
         workers: fine-tunes of the lambda sweep trained at once, each in its own process on one thread
             (`dmh.runs.train_many`; 1: one after the other in the notebook's process).
@@ -88,23 +118,13 @@ class Preset:
     grey_sigma_range: tuple[float, float] = (5.0, 100.0)
     joint_steps: int = 600
     joint_lr: float = 2e-4
-    joint_batch_cls: int = 32
-    joint_batch_seg: int = 8
-    lam_cls: float = 0.25
-    lam_seg: float = 0.5
-    lam_cls_code: float = 0.004
-    lam_seg_code: float = 0.02
+    cls: TaskSettings = _CLS
+    seg: TaskSettings = _SEG
     seeds: tuple[int, ...] = (0, 1, 2)
     grey_base: str = "grey-blind"
     task_sigmas: tuple[float, ...] = (15.0, 30.0, 45.0, 60.0, 90.0)
-    n_cls_test: int = 2000
-    n_seg_test: int = 200
-    n_bm3d_cls: int = 500
-    n_bm3d_seg: int = 50
     ablation_lams: tuple[float, ...] = (0.0, 1e-3, 0.004, 1e-2, 0.02, 0.1, 0.25, 0.5, 1.0)
     ablation_sigma: float = 60.0
-    n_val_cls: int = 5000
-    n_val_seg: int = 200
     colour_base: str = "colour-blind"
     eff_crop: int = 128
     eff_batch: int = 8
@@ -119,12 +139,27 @@ class Preset:
     imagenet_sigmas: tuple[float, ...] = (25.0, 50.0)
     imagenet_draws: int = 3
     imagenet_size: int = 224
+    unseen_classifier: str | None = "fashion_item_resnet"
     threads: int = 0
     workers: int = 2
     kept_finetunes: bool = True
 
+    def task(self, task: str) -> TaskSettings:
+        """The settings of grey task "A" or "B"."""
+        if task not in ("A", "B"):
+            raise ValueError(f"grey tasks are 'A' (classifier) and 'B' (segmenter), got {task!r}")
+        return self.cls if task == "A" else self.seg
+
+    def summary(self) -> str:
+        """One line: what this preset runs (for a notebook's set-up cell)."""
+        kept = "kept fine-tunes loaded" if self.kept_finetunes else "every fine-tune trained"
+        sig = ", ".join(f"{s:g}" for s in self.task_sigmas)
+        return (f"preset {self.name}: seeds {', '.join(map(str, self.seeds))}; fine-tunes of {self.joint_steps} steps "
+                f"({kept}); grey base {self.grey_base}, colour base {self.colour_base}; Tables 2-3 at sigma {sig}; "
+                f"{self.threads or 'default'} torch threads")  # fmt: skip
+
     def asdict(self) -> dict[str, Any]:
-        """Plain dict (tuples as lists) for JSON result files and checkpoints."""
+        """Plain dict (tuples as lists, task settings as dicts) for JSON result files and checkpoints."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
@@ -135,8 +170,8 @@ def _paper_preset() -> Preset:
     return Preset(
         name="paper", colour_width=PAPER.width, grey_width=PAPER.width, colour_patch=d.crop, colour_batch=d.batch,
         colour_steps=d.steps, colour_lr=d.lr, photo_crop=None, task_sigmas=tuple(float(s) for s in PAPER.sigmas),
-        lam_cls=c.lam, lam_seg=g.lam, joint_steps=c.steps, joint_lr=c.lr, joint_batch_cls=c.batch,
-        joint_batch_seg=g.batch,
+        cls=dataclasses.replace(_CLS, lam_paper=c.lam, batch=c.batch),
+        seg=dataclasses.replace(_SEG, lam_paper=g.lam, batch=g.batch), joint_steps=c.steps, joint_lr=c.lr,
     )  # fmt: skip
 
 
@@ -164,20 +199,14 @@ PRESETS: dict[str, Preset] = {
         grey_batch=8,
         grey_steps=6,
         joint_steps=4,
-        joint_batch_cls=8,
-        joint_batch_seg=2,
+        cls=dataclasses.replace(_CLS, batch=8, n_test=200, n_bm3d=20, n_val=200),
+        seg=dataclasses.replace(_SEG, batch=2, n_test=20, n_bm3d=2, n_val=10),
         seeds=(0, 1),
         workers=1,
         kept_finetunes=False,
         grey_base="03",
         task_sigmas=(30.0, 60.0),
-        n_cls_test=200,
-        n_seg_test=20,
-        n_bm3d_cls=20,
-        n_bm3d_seg=2,
         ablation_lams=(0.0, 0.004, 0.02, 0.25, 0.5),
-        n_val_cls=200,
-        n_val_seg=10,
         eff_crop=64,
         eff_batch=2,
         eff_steps=3,
@@ -196,14 +225,22 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str, **overrides: Any) -> Preset:
-    """The named preset with `overrides` applied (unknown names and fields are errors)."""
+    """The named preset with `overrides` applied (unknown names and fields are errors). A task's settings are
+    overridden with a dict of its fields, e.g. `get_preset("cpu", cls={"lam_paper": 0.1})`."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     fields = {f.name for f in dataclasses.fields(Preset)}
     bad = set(overrides) - fields
     if bad:
         raise ValueError(f"unknown preset fields {sorted(bad)}")
-    p = dataclasses.replace(PRESETS[name], **overrides)
+    base = PRESETS[name]
+    for key in ("cls", "seg"):
+        if isinstance(overrides.get(key), dict):
+            task_fields = {f.name for f in dataclasses.fields(TaskSettings)}
+            if set(overrides[key]) - task_fields:
+                raise ValueError(f"unknown {key} fields {sorted(set(overrides[key]) - task_fields)}")
+            overrides[key] = dataclasses.replace(getattr(base, key), **overrides[key])
+    p = dataclasses.replace(base, **overrides)
     base = p.colour_base
     from dmh.nets import RELEASED_COLOUR as RELEASED
 
@@ -216,7 +253,7 @@ def get_preset(name: str, **overrides: Any) -> Preset:
     if not p.seeds or len(set(p.seeds)) != len(p.seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {p.seeds}")
     if p.name != "paper":
-        need = {0.0, p.lam_cls, p.lam_seg, p.lam_cls_code, p.lam_seg_code} - set(p.ablation_lams)
+        need = {0.0, p.cls.lam_paper, p.seg.lam_paper, p.cls.lam_code, p.seg.lam_code} - set(p.ablation_lams)
         if need:
             raise ValueError(f"ablation_lams must hold 0, the paper's and the code's lambdas; missing {sorted(need)}")
     return p

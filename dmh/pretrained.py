@@ -15,13 +15,15 @@ from typing import Any
 
 from torch import nn
 
+from dmh import layout
 from dmh.checkpoint import save_checkpoint, write_json
+from dmh.layout import DATA
 
 __all__ = ["PRETRAINED_DIR", "sha256_file", "read_manifest", "verify_pretrained", "write_pretrained"]
 
-_DEFAULT_DIR = Path(__file__).resolve().parents[1] / "data" / "pretrained"
-#: Where the kept weights and their manifest live (override with $DMH_PRETRAINED).
-PRETRAINED_DIR = Path(os.environ.get("DMH_PRETRAINED", _DEFAULT_DIR))
+_DEFAULT_DIR = DATA / "pretrained"
+#: Where the kept weights and their manifest live (override with $DMH_PRETRAINED; `dmh.layout`).
+PRETRAINED_DIR = layout.PRETRAINED_DIR
 
 
 def sha256_file(path: str | os.PathLike) -> str:

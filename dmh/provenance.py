@@ -6,14 +6,15 @@ import os
 import platform
 import subprocess
 import time
-from pathlib import Path
+
+from dmh.layout import ROOT
 
 __all__ = ["git_commit", "machine_line", "cores_busy"]
 
 
 def git_commit() -> str:
     """The current git commit of the working tree (with "+dirty" when it has changes), or "unknown"."""
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
         dirty = subprocess.run(

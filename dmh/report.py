@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,11 +74,13 @@ def _row_label(result: dict[str, Any], row: str) -> str:
     return row + (f", λ={lam['lam']:g}{via}" if lam else "") + (f", {n} seeds" if n > 1 else "")
 
 
-def task_table_md(result: dict[str, Any] | Path, subset: bool = False) -> str:
+def task_table_md(result: dict[str, Any] | Path, subset: bool = False, unseen: bool = False) -> str:
     """Table 2 / 3 analogue: the task metric (mean ± std over training seeds) and input PSNR per row and sigma;
-    `subset` for the CBM3D subset."""
+    `subset` for the CBM3D subset; `unseen` for Table 2's column through classifier C ("" when it has none)."""
     r = _load(result)
-    key = "metric_subset" if subset else "metric"
+    if unseen and not r.get("unseen"):
+        return ""
+    key = ("metric_unseen" if unseen else "metric") + ("_subset" if subset else "")
     psnr_key = "psnr_subset" if subset else "psnr"
     sigmas = list(next(iter(r["rows"].values())))
     scale = 100.0
@@ -93,9 +96,10 @@ def task_table_md(result: dict[str, Any] | Path, subset: bool = False) -> str:
         rows.append([_row_label(r, name), *[cell(d[s]) for s in sigmas]])
     n = r["n_subset"] if subset else r["n"]
     unit = "top-1 %" if r["metric"] == "top1" else "mean IoU %"
-    head = (
-        f"{unit} (input PSNR) on {n} test {'images' if r['task'] == 'A' else 'scenes'}; clean: {scale * r['clean']:.1f}"
-    )
+    clean = r["clean_unseen"] if unseen else r["clean"]
+    head = f"{unit} (input PSNR) on {n} test {'images' if r['task'] == 'A' else 'scenes'}; clean: {scale * clean:.1f}"
+    if unseen:
+        head = f"{r['unseen']} (classifier C, never trained through), " + head
     return head + "\n\n" + markdown_table(["row", *[f"sigma {s}" for s in sigmas]], rows)
 
 
@@ -171,13 +175,73 @@ def ablation_md(result: dict[str, Any] | Path) -> str:
 
 
 def claims_md(result: dict[str, Any] | Path) -> str:
-    """The claim verdicts of `dmh.study.claims` (claims.json) as a table."""
+    """The claim verdicts of `dmh.study.verdicts` (claims.json) as a table."""
     r = _load(result)
     rows = [[c["claim"], c["task"], c["a"], c["b"], f"{100 * c['diff']:+.2f}", f"{100 * c['se']:.2f}",
              f"{c['n_a']} / {c['n_b']}", f"**{c['verdict']}**"] for c in r["claims"]]  # fmt: skip
     return (f"{r['rule']}\n\n"
             + markdown_table(["claim", "task", "row a", "row b", "a - b (points)", "SE", "seeds a / b", "verdict"],
                              rows))  # fmt: skip
+
+
+def claims1_md(result: dict[str, Any] | Path) -> str:
+    """The verdicts on claim (1) of `dmh.study.denoising_claims` (claims1.json): each released denoiser against
+    CBM3D on the full-size TEST photos, the mean PSNR difference over photos with its standard error."""
+    r = _load(result)
+    rows = [[c["a"], f"{c['sigma']:g}", f"{c['psnr_a']:.2f}", f"{c['psnr_b']:.2f}", f"{c['diff']:+.2f}",
+             f"{c['se']:.2f}", c["n_images"], f"{c['seconds']:.2f}", f"**{c['verdict']}**"]
+            for c in r["claims"]]  # fmt: skip
+    head = ["denoiser", "sigma", "PSNR dB", "CBM3D dB", "difference (dB)", "SE", "photos", "s / photo", "verdict"]
+    return f"{r['rule']}\n\n" + markdown_table(head, rows)
+
+
+def frontier_md(result: dict[str, Any] | Path) -> str:
+    """The texture-vs-PSNR frontier of `dmh.study.texture_frontier` (frontier.json): per path and lambda, the mean
+    (± std over seeds) of PSNR and each texture measure on TEST data."""
+    r = _load(result)
+    parts = []
+    for path, d in r["paths"].items():
+        rows = []
+        lams = sorted({q["lam"] for q in d["points"] if q.get("row") != "noisy"})
+        for q in [q for q in d["points"] if q.get("row") == "noisy"]:
+            rows.append(["noisy input", f"{q['psnr']:.2f}", f"{q['ssim']:.3f}", f"{q['gms']:.4f}", f"{q['hf']:.2f}",
+                         f"{q['perceptual']:.4f}", "-"])  # fmt: skip
+        for lam in lams:
+            qs = [q for q in d["points"] if q["lam"] == lam and q.get("row") != "noisy"]
+
+            def cell(key: str, fmt: str, qs: list[dict[str, Any]] = qs) -> str:
+                v = [q[key] for q in qs]
+                sd = f" ± {statistics.stdev(v):{fmt}}" if len(v) > 1 else ""
+                return f"{statistics.fmean(v):{fmt}}{sd}"
+
+            rows.append([f"{lam:g}" + (" (separate)" if lam == 0 else ""), cell("psnr", ".2f"), cell("ssim", ".3f"),
+                         cell("gms", ".4f"), cell("hf", ".2f"), cell("perceptual", ".4f"), len(qs)])  # fmt: skip
+        name = {"A": "A (classifier, items)", "B": "B (segmenter, scenes)", "E": "EfficientNet-Lite0 (photos)"}
+        head = (f"**{name.get(path, path)}**, sigma {d['sigma']:g}, {d['n']} TEST images; perceptual distance through "
+                f"{d['perceptual_net']} (never trained through)")  # fmt: skip
+        parts.append(
+            head
+            + "\n\n"
+            + markdown_table(
+                ["lambda", "PSNR dB", "SSIM", "gradient similarity", "HF energy kept", "perceptual distance", "seeds"],
+                rows,
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def claims4m_md(result: dict[str, Any] | Path) -> str:
+    """The verdicts of `dmh.study.frontier_claims` (claims4m.json): claim (4) at the matched operating point and at
+    the chosen lambda, with the TEST PSNR difference beside each."""
+    r = _load(result)
+    rows = [[c["task"], c["operating_point"], c["a"], c["claim"].split(": ")[-1], f"{c['mean_a']:.4f}",
+             f"{c['mean_b']:.4f}", f"{c['diff']:+.4f}", f"{c['se']:.4f}", f"{c['psnr_diff']:+.2f}",
+             f"{c['n_a']} / {c['n_b']}", f"**{c['verdict']}**"] for c in r["claims"]]  # fmt: skip
+    matched = "; ".join(f"{t}: λ = {m['lam']:g} ({m['gap_db']:+.2f} dB on validation)" if m["lam"] is not None
+                        else f"{t}: no lambda within the tolerance" for t, m in r["matched"].items())  # fmt: skip
+    head = ["path", "operating point", "row a", "measure", "a", "separate", "a - b (better +)", "SE",
+            "PSNR a - b (dB, TEST)", "seeds", "verdict"]  # fmt: skip
+    return f"{r['rule']}\n\nMatched points: {matched}.\n\n" + markdown_table(head, rows)
 
 
 def imagenet_md(result: dict[str, Any] | Path) -> str:
@@ -248,6 +312,7 @@ def claims4_md(result: dict[str, Any] | Path) -> str:
 
 _SECTIONS = [
     ("01 Denoising alone (Table 1 analogue)", "table1.json", table1_md, "01_training.png"),
+    ("01 Claim 1: the released denoisers against CBM3D (full TEST photos)", "claims1.json", claims1_md, None),
     ("02 Frozen task networks under noise", "task_noise.json", task_noise_md, "02_task_noise.png"),
     ("03 Lambda ablation (validation data)", "ablation.json", ablation_md, "03_ablation.png"),
     ("04 Classification cascade (Table 2 analogue)", "table2.json", task_table_md, "04_table2.png"),
@@ -262,6 +327,8 @@ _SECTIONS = [
     ("07 ImageNet-20 through EfficientNet-Lite0", "imagenet20.json", imagenet_md, "07_imagenet20.png"),
     ("07 Texture", "texture.json", texture_md, "07_texture.png"),
     ("07 Claim 4: verdicts over seeds", "claims4.json", claims4_md, "07_claims4.png"),
+    ("07 Texture against PSNR over the lambda sweeps (TEST data)", "frontier.json", frontier_md, "07_frontier.png"),
+    ("07 Claim 4 at a matched operating point", "claims4m.json", claims4m_md, None),
 ]
 
 
@@ -305,6 +372,10 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
         if name == "task_noise.json" and (trained := _format(pretrained_md, folder / name)):
             intro = "Training of the kept weights (data/pretrained/manifest.json; top-1 for A, mean IoU for B):"
             parts.append(intro + "\n\n" + trained)
+        if name == "table2.json" and (c := _format(lambda f: task_table_md(f, unseen=True), folder / name)):
+            parts.append(
+                "The same denoised pixels through classifier C, which no denoiser was trained through:\n\n" + c
+            )
         if name == "table2.json" or name == "table3.json":
             parts.append(
                 "CBM3D subset (every row on the same images):\n\n"
@@ -478,3 +549,23 @@ def texture_bars(result: dict[str, Any] | Path, sigma: float, key: str) -> dict[
         if row["sigma"] == sigma:
             vals.setdefault(row["image"], {}).setdefault(row["method"], []).append(row[key])
     return {im: {m: sum(v) / len(v) for m, v in d.items()} for im, d in vals.items()}
+
+
+def frontier_points(result: dict[str, Any] | Path, key: str) -> dict[str, list[dict[str, float]]]:
+    """`viz.plot_ablation` rows of the frontier (frontier.json) for texture measure `key`: per path, per lambda, the
+    mean and std over seeds of PSNR and `key` ("psnr_mean", "psnr_std", f"{key}_mean", f"{key}_std")."""
+    r = _load(result)
+    out: dict[str, list[dict[str, float]]] = {}
+    names = {"A": "A (items)", "B": "B (scenes)", "E": "EfficientNet-Lite0 (photos)"}
+    for path, d in r["paths"].items():
+        pts = [q for q in d["points"] if q.get("row") != "noisy"]
+        rows = []
+        for lam in sorted({q["lam"] for q in pts}):
+            qs = [q for q in pts if q["lam"] == lam]
+            row = {"lambda": lam}
+            for k in ("psnr", key):
+                v = [q[k] for q in qs]
+                row[f"{k}_mean"], row[f"{k}_std"] = statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0
+            rows.append(row)
+        out[names.get(path, path)] = rows
+    return out

@@ -10,7 +10,7 @@ A run fine-tunes a copy of a starting denoiser through one frozen task network w
 lam = 0 is the "separate" twin of a joint run: the same data, seed and steps, the task term off. The denoiser's
 BatchNorm statistics stay those of the starting model (`bn_eval`). A run's folder is `out/ckpt/<run.tag>`; its
 checkpoints store the starting weights' and the task network's fingerprints and the run spec, and a run made from
-other inputs is trained anew (`dmh.study.train_or_load`).
+other inputs is trained anew (`dmh.train.train_once`).
 
 Kept fine-tunes (issue 13's budget: "let kept weights carry the long training"). The cpu preset's sweep is dozens of
 fine-tunes, hours on 2 cores, so its finished runs are kept in `data/finetunes/` (`KEPT_DIR`; $DMH_FINETUNES
@@ -25,7 +25,6 @@ run (`dmh keep-finetunes`).
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -36,20 +35,30 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dmh.cascade import Cascade
-from dmh.checkpoint import fingerprint
-from dmh.losses import JointLoss
+from dmh.checkpoint import checkpoint_path, fingerprint
+from dmh.layout import KEPT_DIR, ckpt_dir
 from dmh.nets import DenoiseNet
-from dmh.noise import add_noise, sample_sigma
 from dmh.presets import Preset
-from dmh.train import TrainConfig
+from dmh.steps import StepFn, joint_step, keep_bn_statistics
+from dmh.train import TrainConfig, load_trained, train_once
 from dmh.validate import check_int, check_real
 
-__all__ = ["Run", "grey_run", "colour_run", "bn_eval", "train_or_load", "train_many", "load", "keep", "KEPT_DIR"]
+__all__ = [
+    "Run",
+    "grey_run",
+    "colour_run",
+    "bn_eval",
+    "step_fn",
+    "train_or_load",
+    "train_many",
+    "load",
+    "keep",
+    "KEPT_DIR",
+]
 
 TASKS = ("A", "B", "E")
-#: Where finished fine-tunes are kept (module docstring); $DMH_FINETUNES overrides.
-KEPT_DIR = Path(os.environ.get("DMH_FINETUNES", Path(__file__).resolve().parents[1] / "data" / "finetunes"))
+#: The denoiser's BatchNorm statistics kept during fine-tunes (`dmh.steps.keep_bn_statistics`).
+bn_eval = keep_bn_statistics
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ def grey_run(p: Preset, task: str, lam: float, seed: int | None = None, steps: i
     if task not in ("A", "B"):
         raise ValueError(f"grey runs go through 'A' or 'B', got {task!r}")
     return Run(task, float(lam), seed=p.seed if seed is None else seed, steps=p.joint_steps if steps is None else steps,
-               lr=p.joint_lr, batch=p.joint_batch_cls if task == "A" else p.joint_batch_seg,
+               lr=p.joint_lr, batch=p.task(task).batch,
                sigma_range=p.grey_sigma_range)  # fmt: skip
 
 
@@ -116,16 +125,6 @@ def colour_run(p: Preset, lam: float, seed: int | None = None) -> Run:
     return Run("E", float(lam), seed=p.seed if seed is None else seed, steps=p.eff_steps, lr=p.joint_lr,
                batch=p.eff_batch, sigma_range=p.eff_sigma_range, crop=p.eff_crop,
                size=None if p.eff_size == 224 else p.eff_size)  # fmt: skip
-
-
-def bn_eval(net: nn.Module) -> None:
-    """Put the BatchNorm layers of `net` in eval mode: their running statistics stay those of the denoiser trained
-    alone (both domains), while their affine weights still learn. Fine-tuning on one task's images would otherwise
-    move them to that domain, and the denoiser breaks on the other task's images (cross-task): measured on validation
-    data, restoring the base statistics lifted A's top-1 behind the B-tuned denoiser from 0.29 to 0.81 at sigma 30."""
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
 
 
 def task_network(task: str, size: int | None = None) -> nn.Module:
@@ -139,11 +138,9 @@ def task_network(task: str, size: int | None = None) -> nn.Module:
     return tasks.fashion_segmenter(weights="pretrained")
 
 
-def _step_fn(run: Run, net: DenoiseNet, tnet: nn.Module):  # noqa: ANN202
-    """The training step of `run`: a batch from the run's data, blind noise, MSE (+ lam * task loss)."""
-    cascade = Cascade(net, tnet)
-    kind = "label_free" if run.task == "E" else getattr(tnet, "kind", "classification")
-    loss_fn = JointLoss(run.lam, kind)
+def step_fn(run: Run, tnet: nn.Module) -> StepFn:
+    """The training step of `run` (`dmh.steps.joint_step`): a batch from the run's data, blind noise over
+    `run.sigma_range`, MSE (+ lam * task loss through `tnet`), the denoiser's BatchNorm statistics kept."""
     made: list[Any] = []  # the data source, made at the first step: a finished run is only loaded
 
     def batch(g: torch.Generator) -> tuple[Tensor, Tensor | None]:
@@ -151,19 +148,8 @@ def _step_fn(run: Run, net: DenoiseNet, tnet: nn.Module):  # noqa: ANN202
             made.append(_batches(run))
         return made[0](g)
 
-    def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
-        bn_eval(model)
-        clean, target = batch(g)
-        noisy = add_noise(clean, sample_sigma(len(clean), run.sigma_range, g), g)
-        if run.lam == 0:
-            return loss_fn(model(noisy), clean)
-        if run.task == "E":
-            with torch.no_grad():
-                target = tnet(clean)
-        den, logits = cascade(noisy)
-        return loss_fn(den, clean, logits, target)
-
-    return step
+    kind = "label_free" if run.task == "E" else None
+    return joint_step(batch, tnet, lam=run.lam, sigma=run.sigma_range, kind=kind, keep_bn=True)
 
 
 def _batches(run: Run):  # noqa: ANN202
@@ -184,7 +170,8 @@ def _batches(run: Run):  # noqa: ANN202
     return lambda g: scenes.sample(run.batch, g)
 
 
-def _copy(base: DenoiseNet) -> DenoiseNet:
+def copy_denoiser(base: DenoiseNet) -> DenoiseNet:
+    """A new `DenoiseNet` of `base`'s architecture holding a copy of its weights."""
     net = DenoiseNet(base.in_channels, base.width)
     net.load_state_dict(base.state_dict())
     return net
@@ -211,20 +198,19 @@ def train_or_load(
     interrupted one resumes; `progress`: a tqdm bar over its steps). With `kept`, a kept run of the same inputs
     (`kept_dir`, default `KEPT_DIR`) is copied there first instead of training. Returns the denoiser (eval mode) and
     the history."""
-    from dmh.study import train_or_load as _train_or_load
-
-    net = _copy(base)
+    net = copy_denoiser(base)
     tnet = task_network(run.task, run.size)
     inputs = _inputs(run, tnet, depends_on)
-    folder = Path(out) / "ckpt" / run.tag
-    if kept and not _finished(run, out):
+    folder = ckpt_dir(out, run.tag)
+    if kept and not finished(run, out):
         _use_kept(run, {"init": fingerprint(net), **inputs}, folder, kept_dir or KEPT_DIR)
-    hist = _train_or_load(net, _step_fn(run, net, tnet), run.config(progress), folder, f"fine-tune {run.tag}", inputs)
+    hist = train_once(net, step_fn(run, tnet), run.config(progress), folder, f"fine-tune {run.tag}", inputs)
     return net.eval(), hist
 
 
-def _finished(run: Run, out: Path) -> bool:
-    return (Path(out) / "ckpt" / run.tag / f"step_{run.steps:07d}.pt").is_file()
+def finished(run: Run, out: Path) -> bool:
+    """Whether `run` has finished in the results folder `out` (its last checkpoint exists)."""
+    return checkpoint_path(ckpt_dir(out, run.tag), run.steps).is_file()
 
 
 def _kept_manifest(folder: Path) -> dict[str, Any]:
@@ -253,7 +239,7 @@ def _use_kept(run: Run, inputs: dict[str, Any], folder: Path, kept_dir: Path) ->
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("step_*.pt"):
         old.unlink()
-    shutil.copyfile(src, folder / f"step_{run.steps:07d}.pt")
+    shutil.copyfile(src, checkpoint_path(folder, run.steps))
     return True
 
 
@@ -266,7 +252,7 @@ def keep(run: Run, out: Path, *, kept_dir: Path | None = None, command: str = ""
     from dmh.provenance import git_commit
 
     kept_dir = Path(kept_dir or KEPT_DIR)
-    src = Path(out) / "ckpt" / run.tag / f"step_{run.steps:07d}.pt"
+    src = checkpoint_path(ckpt_dir(out, run.tag), run.steps)
     if not src.is_file():
         raise FileNotFoundError(f"{src}: the run {run.tag} has not finished in {out}")
     ckpt = load_checkpoint(src)
@@ -314,13 +300,13 @@ def train_many(
     from tqdm.auto import tqdm
 
     check_int(workers, "workers", low=1)
-    todo = [r for r in dict.fromkeys(specs) if not _finished(r, out)]
+    todo = [r for r in dict.fromkeys(specs) if not finished(r, out)]
     copied = []
     if kept and todo:  # kept runs are copied here, in the parent: only the others need a process
         init, tnets = fingerprint(base), {(r.task, r.size): task_network(r.task, r.size) for r in todo}
         for r in todo:
             inputs = {"init": init, **_inputs(r, tnets[r.task, r.size], depends_on)}
-            if _use_kept(r, inputs, Path(out) / "ckpt" / r.tag, Path(kept_dir or KEPT_DIR)):
+            if _use_kept(r, inputs, ckpt_dir(out, r.tag), Path(kept_dir or KEPT_DIR)):
                 copied.append(r.tag)
         todo = [r for r in todo if r.tag not in copied]
 
@@ -367,6 +353,4 @@ def train_many(
 def load(run: Run, base: DenoiseNet, out: Path, notebook: str) -> DenoiseNet:
     """The finished `run` (trained from `base`'s architecture) from out/ckpt/<run.tag>; FileNotFoundError naming the
     notebook that trains it when it is missing."""
-    from dmh.study import load_trained
-
-    return load_trained(DenoiseNet(base.in_channels, base.width), Path(out) / "ckpt" / run.tag, run.steps, notebook)
+    return load_trained(DenoiseNet(base.in_channels, base.width), ckpt_dir(out, run.tag), run.steps, notebook)

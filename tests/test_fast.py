@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from dmh.fast import FusedDenoiseNet, fuse_conv_bn, prepare
-from dmh.nets import DenoiseNet, denoise
+from dmh.inference import denoise
+from dmh.nets import DenoiseNet
 
 TOL = 1e-4
 

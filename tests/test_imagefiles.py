@@ -17,7 +17,7 @@ import tifffile
 import torch
 from PIL import Image
 
-from dmh import denoisers, imagefiles, pretrained
+from dmh import imagefiles, inference, pretrained
 from dmh.checkpoint import save_checkpoint
 from dmh.cli import RECIPE_NAMES, STUDY_PRESETS, main
 from dmh.imagefiles import ImageFile, ImageReadError, read_image_file, write_image_file
@@ -76,7 +76,7 @@ def test_16bit_png_with_sbit_is_rescaled_and_keeps_16_bits(tmp_path, released, s
     assert img.bits == 16 and img.significant == sbit and img.pixels.dtype == np.uint16
     want = np.rint(vals.astype(np.float64) * 65535 / (2**sbit - 1))
     assert np.abs(img.pixels.astype(np.float64) - want).max() <= 0.5
-    info = denoisers.denoise_file(f, tmp_path / "o.png", blind=True, tile=16, progress=False)
+    info = inference.denoise_file(f, tmp_path / "o.png", blind=True, tile=16, progress=False)
     out = read_image_file(tmp_path / "o.png")
     assert info["bits"] == 16 and out.bits == 16 and out.pixels.shape == (24, 20, 3)
     assert out.pixels.max() > 4096  # full 16-bit range, not a 12-bit range written as 8 bits
@@ -226,7 +226,7 @@ def test_weights_by_path_takes_the_architecture_from_the_file(tmp_path, released
 def test_output_is_checked_before_the_work(tmp_path, released, monkeypatch):
     src = tmp_path / "in.png"
     write_image_file(src, ImageFile(RNG.integers(0, 256, (8, 8, 3)).astype(np.uint8), 8, 8))
-    monkeypatch.setattr(denoisers, "denoise", lambda *a, **k: pytest.fail("denoised before checking the output"))
+    monkeypatch.setattr(inference, "denoise", lambda *a, **k: pytest.fail("denoised before checking the output"))
     assert "does not exist" in _error("denoise", str(src), str(tmp_path / "nope" / "o.png"))
     (tmp_path / "d.png").mkdir()
     assert "is a folder" in _error("denoise", str(src), str(tmp_path / "d.png"))

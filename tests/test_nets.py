@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from dmh.nets import RECEPTIVE_RADIUS, Bottleneck, DenoiseNet, denoise, denoisenet
+from dmh.inference import denoise
+from dmh.nets import RECEPTIVE_RADIUS, Bottleneck, DenoiseNet, denoisenet
 
 PAPER_PARAMS = 1_032_931  # PAPER.md: a PyTorch build of the authors' layout at width 1, 3 channels
 

@@ -20,8 +20,8 @@ def _base(channels: int = 1) -> DenoiseNet:
 
 def test_run_spec_is_validated_and_names_its_folder():
     r = runs.grey_run(get_preset("smoke"), "A", 0.25, seed=1)
-    assert r.tag == "A_lam0.25_seed1_4" and r.batch == get_preset("smoke").joint_batch_cls
-    assert runs.grey_run(get_preset("smoke"), "B", 0).batch == get_preset("smoke").joint_batch_seg
+    assert r.tag == "A_lam0.25_seed1_4" and r.batch == get_preset("smoke").cls.batch
+    assert runs.grey_run(get_preset("smoke"), "B", 0).batch == get_preset("smoke").seg.batch
     assert runs.colour_run(get_preset("smoke"), 0.25).crop == get_preset("smoke").eff_crop
     for bad in ({"task": "C"}, {"lam": -1.0}, {"seed": -1}, {"steps": 0}, {"crop": 32}):
         with pytest.raises(ValueError):

@@ -10,18 +10,20 @@ import torch
 import torch.nn.functional as F
 
 from dmh import report, study, tasks
+from dmh.baselines import cbm3d_mosaic
 from dmh.checkpoint import fingerprint, last_checkpoint, load_checkpoint
 from dmh.metrics import psnr
 from dmh.nets import DenoiseNet
 from dmh.noise import add_noise
 from dmh.presets import PRESETS, get_preset
+from dmh.study import sweeps
 from dmh.train import TrainConfig
 
 
 def test_presets_defined_once_and_overridable():
     assert set(PRESETS) == {"smoke", "cpu", "paper"}
     p = get_preset("cpu", joint_steps=7)
-    assert p.joint_steps == 7 and p.lam_cls == 0.25 and p.lam_seg == 0.5
+    assert p.joint_steps == 7 and p.cls.lam_paper == 0.25 and p.seg.lam_paper == 0.5
     assert PRESETS["cpu"].joint_steps != 7  # not mutated
     assert PRESETS["paper"].task_sigmas == (15.0, 30.0, 45.0, 60.0)
     with pytest.raises(ValueError, match="unknown preset"):
@@ -29,7 +31,9 @@ def test_presets_defined_once_and_overridable():
     with pytest.raises(ValueError, match="unknown preset fields"):
         get_preset("cpu", lamda=1)
     for p in PRESETS.values():  # the paper's and the code's lambdas are sweep points, so the plot can mark them
-        assert p.name == "paper" or {0, p.lam_cls, p.lam_seg, p.lam_cls_code, p.lam_seg_code} <= set(p.ablation_lams)
+        assert p.name == "paper" or {0, p.cls.lam_paper, p.seg.lam_paper, p.cls.lam_code, p.seg.lam_code} <= set(
+            p.ablation_lams
+        )
     decades = [lam for lam in PRESETS["cpu"].ablation_lams if lam > 0]
     assert min(decades) <= 1e-3 and max(decades) >= 1 and len(PRESETS["cpu"].seeds) >= 3  # issue 13
     with pytest.raises(ValueError, match="missing"):
@@ -59,11 +63,11 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
     cfg = TrainConfig(max_steps=4, log_every=2, progress=False)
     torch.manual_seed(0)
     a = DenoiseNet(1, 0.125)
-    hist = study.train_or_load(a, step, cfg, tmp_path / "run", "t")
+    hist = study.train_once(a, step, cfg, tmp_path / "run", "t")
     assert len(calls) == 4 and len(hist) == 2
     torch.manual_seed(0)
     b = DenoiseNet(1, 0.125)
-    assert study.train_or_load(b, step, cfg, tmp_path / "run", "t") == hist and len(calls) == 4
+    assert study.train_once(b, step, cfg, tmp_path / "run", "t") == hist and len(calls) == 4
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
@@ -79,7 +83,7 @@ def test_train_or_load_retrains_when_its_inputs_change(tmp_path, capsys):
     task_a, task_b = DenoiseNet(1, 0.125), DenoiseNet(1, 0.125)  # stand-ins for two frozen task networks
 
     def run(net, task):
-        return study.train_or_load(net, step, cfg, tmp_path / "run", "t", {"task": fingerprint(task)})
+        return study.train_once(net, step, cfg, tmp_path / "run", "t", {"task": fingerprint(task)})
 
     torch.manual_seed(0)
     start = DenoiseNet(1, 0.125).state_dict()
@@ -137,7 +141,7 @@ def test_cbm3d_mosaic_denoises_each_image_in_place():
     for k in range(5):
         clean[k, :, 4 + k : 20, 6:22] = 0.2 + 0.15 * k  # different flat squares
     noisy = add_noise(clean, 25, g)
-    den = study.cbm3d_mosaic(noisy, 25)
+    den = cbm3d_mosaic(noisy, 25)
     assert den.shape == clean.shape
     for k in range(5):
         assert psnr(den[k], clean[k]) > psnr(noisy[k], clean[k]) + 5
@@ -253,7 +257,7 @@ def test_choose_run_length_is_the_first_settled_length():
 
 
 def test_run_length_curve_scores_validation_data_along_the_run(tmp_path):
-    p = get_preset("smoke", n_val_cls=16)
+    p = get_preset("smoke", cls={"n_val": 16})
     torch.manual_seed(0)
     base = DenoiseNet(1, 0.125).eval()
     res = study.run_length_curve(base, p, {"A": (0.0, 0.25)}, steps=4, every=2, out=tmp_path, progress=False)
@@ -270,7 +274,7 @@ def test_train_sweep_keeps_every_run_and_a_second_call_trains_nothing(tmp_path, 
 
     torch.manual_seed(0)
     base = DenoiseNet(1, 0.125).eval()
-    monkeypatch.setattr(study, "load_grey_base", lambda p, out: base)
+    monkeypatch.setattr(sweeps, "load_grey_base", lambda p, out: base)
     monkeypatch.setattr(runs, "KEPT_DIR", tmp_path / "kept")
     p = get_preset("smoke", seeds=(0,), joint_steps=1, workers=1)
     tags = [r.tag for r in study.sweep_runs(p)]
@@ -332,8 +336,8 @@ def test_train_sweep_then_07s_colour_runs_are_kept(tmp_path, monkeypatch):
 
     torch.manual_seed(0)
     grey, colour = DenoiseNet(1, 0.125).eval(), DenoiseNet(3, 0.125).eval()
-    monkeypatch.setattr(study, "load_grey_base", lambda p, out: grey)
-    monkeypatch.setattr(study, "load_colour_base", lambda p, out: (colour, "c"))
+    monkeypatch.setattr(sweeps, "load_grey_base", lambda p, out: grey)
+    monkeypatch.setattr(sweeps, "load_colour_base", lambda p, out: (colour, "c"))
     monkeypatch.setattr(runs, "KEPT_DIR", tmp_path / "kept")
     p = get_preset(
         "smoke",

@@ -1,0 +1,94 @@
+"""Where things live, in one place: the repository's folders (and the environment variables that move them), the
+result folder's layout (a run's checkpoints in <out>/ckpt/<name>/), which notebook writes which result file, and
+the seeds of the fixed evaluation sets.
+
+Seeds: every noisy evaluation image comes from `dmh.noise.noise_generator(seed, sigma, index)`; the fixed sets that
+are drawn rather than listed (item canvases, scenes) take the seeds of `SEEDS`. Their values are those the kept
+results were made with: changing one changes every number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ROOT",
+    "NOTEBOOKS",
+    "DATA",
+    "PRETRAINED_DIR",
+    "KEPT_DIR",
+    "TRAINING_DIR",
+    "PHOTO_DIR",
+    "SEEDS",
+    "WRITTEN_BY",
+    "ckpt_dir",
+    "read_json",
+    "require",
+]
+
+#: The repository (the folder holding dmh/, notebooks/, data/).
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+DATA = ROOT / "data"
+#: Kept weights and their manifest (`dmh.pretrained`); $DMH_PRETRAINED moves them.
+PRETRAINED_DIR = Path(os.environ.get("DMH_PRETRAINED", DATA / "pretrained"))
+#: Kept fine-tunes of the cpu preset (`dmh.runs`); $DMH_FINETUNES moves them.
+KEPT_DIR = Path(os.environ.get("DMH_FINETUNES", DATA / "finetunes"))
+#: Resumable checkpoints of the released denoisers' training runs (`dmh.denoisers`).
+TRAINING_DIR = DATA / "training"
+#: The downscaled Debian training photographs (`dmh.photos`); $DMH_PHOTOS moves them.
+PHOTO_DIR = Path(os.environ.get("DMH_PHOTOS", DATA / "photos"))
+
+#: Seeds of the fixed sets that are drawn: "test_scenes" (`dmh.data.fashion_scenes_test`), "item_canvases" (the
+#: backgrounds and offsets of `dmh.data.fashion_items_split`), "grey_val_scenes" (the grey base's VAL scenes,
+#: `dmh.denoisers.val_images`), "val_noise" (offset of the released denoisers' VAL noise: 7,000,000 + 1,000 * sigma
+#: + image), "sweep_val_scenes" (added to the preset's seed: the sweep's validation scenes, `dmh.evalsets.val_set`),
+#: "segmenter_val_scenes" (added to the training seed: B's validation scenes,
+#: `dmh.task_training.train_fashion_segmenter`).
+SEEDS = {
+    "test_scenes": 20180713,
+    "item_canvases": 20180714,
+    "grey_val_scenes": 20180715,
+    "val_noise": 7_000_000,
+    "sweep_val_scenes": 17,
+    "segmenter_val_scenes": 1,
+}
+
+#: Result file -> the notebook that writes it (in <out>/<preset>/).
+WRITTEN_BY = {
+    "table1.json": "01_denoiser.ipynb",
+    "claims1.json": "01_denoiser.ipynb",
+    "task_noise.json": "02_task_networks.ipynb",
+    "ablation.json": "03_lambda_ablation.ipynb",
+    "table2.json": "04_joint_classification.ipynb",
+    "table3.json": "05_joint_segmentation.ipynb",
+    "claims.json": "06_cross_task.ipynb",
+    "eff_ablation.json": "07_texture.ipynb",
+    "imagenet20.json": "07_texture.ipynb",
+    "texture.json": "07_texture.ipynb",
+    "claims4.json": "07_texture.ipynb",
+    "frontier.json": "07_texture.ipynb",
+    "claims4m.json": "07_texture.ipynb",
+}
+
+
+def ckpt_dir(out: str | os.PathLike, name: str) -> Path:
+    """The checkpoint folder of the training run `name` in the results folder `out`: out/ckpt/<name>."""
+    return Path(out) / "ckpt" / name
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON in `path`."""
+    return json.loads(Path(path).read_text())
+
+
+def require(path: str | Path, notebook: str | None = None) -> Path:
+    """`path` if it exists, else FileNotFoundError naming the notebook that makes it (default: `WRITTEN_BY`'s)."""
+    path = Path(path)
+    notebook = notebook or WRITTEN_BY.get(path.name, "the notebook that writes it")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run {notebook} first (or `dmh reproduce`)")
+    return path

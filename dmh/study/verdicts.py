@@ -1,0 +1,150 @@
+"""The claims' verdicts, computed from the result files by the 2-standard-error rule of `dmh.stats`: claims (2) and
+(3) from Tables 2 and 3, claim (4) from the texture measures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dmh.checkpoint import write_json
+from dmh.layout import read_json, require
+from dmh.stats import Z, compare, summary
+
+__all__ = ["denoising_claims", "verdict", "CLAIMS", "UNSEEN_CLAIMS", "claims", "TEXTURE_CLAIMS", "texture_claims"]
+
+
+def verdict(
+    claim: str, task: str, a: str, b: str, sa: dict[str, Any], sb: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """One claim's row, "a beats b": the two rows' summaries over training seeds (`dmh.stats.summary`), their
+    difference, its standard error and the verdict (`dmh.stats.compare`), and `extra` fields (subset, measure,
+    PSNR difference, ...)."""
+    return {"claim": claim, "task": task, "a": a, "b": b, "subset": False, **extra, **compare(sa, sb),
+            "mean_a": sa["mean"], "mean_b": sb["mean"], "n_a": sa["n"], "n_b": sb["n"]}  # fmt: skip
+
+
+#: The comparisons that decide claims (2) and (3): (claim, row a, row b, on the CBM3D subset?); "a beats b".
+CLAIMS = (
+    ("(2) joint beats separate", "joint (chosen)", "separate", False),
+    ("(2) joint beats separate", "joint (paper)", "separate", False),
+    ("(2) joint beats CBM3D", "joint (chosen)", "CBM3D", True),
+    ("(3) cross-task beats separate", "cross-task", "separate", False),
+)
+#: The same comparisons through classifier C, which no denoiser was trained through (Table 2's "unseen" column;
+#: written 2026-12-04, before its numbers): does the gain of the rows trained through A (or B) carry to it?
+UNSEEN_CLAIMS = (
+    ("(2) joint's gain carries to an unseen classifier", "joint (chosen)", "separate"),
+    ("(2) joint's gain carries to an unseen classifier", "joint (paper)", "separate"),
+    ("(3) cross-task's gain carries to an unseen classifier", "cross-task", "separate"),
+)
+
+
+def claims(out: Path) -> dict[str, Any]:
+    """The verdicts on claims (2) and (3) from out/table2.json and out/table3.json, by the rule of `dmh.stats`: each
+    row's metric averaged over the table's sigmas, per training seed; mean and standard error over the seeds; "held"
+    beyond +2 SE, "did not hold" below -2 SE, else "within noise". With Table 2's column through classifier C, the
+    `UNSEEN_CLAIMS` too (task "C"). Written to out/claims.json."""
+    found = []
+    for name, nb in (("table2.json", "04_joint_classification.ipynb"), ("table3.json", "05_joint_segmentation.ipynb")):
+        t = read_json(require(out / name, nb))
+        sig = list(t["rows"]["noisy"])
+
+        def row_summary(row: str, subset: bool, t: dict[str, Any] = t, sig: list[str] = sig,
+                        key: str = "metric") -> dict[str, Any]:  # fmt: skip
+            key = f"{key}_subset" if subset else key
+            per_seed = np.mean([t["rows"][row][s][f"{key}_seeds"] for s in sig], axis=0).tolist()
+            return summary(per_seed, seeded=row not in ("noisy", "CBM3D"))
+
+        for claim, a, b, subset in CLAIMS:
+            sa, sb = row_summary(a, subset), row_summary(b, subset)
+            found.append(verdict(claim, t["task"], a, b, sa, sb, subset=subset))
+        if t.get("unseen"):
+            for claim, a, b in UNSEEN_CLAIMS:
+                sa, sb = row_summary(a, False, key="metric_unseen"), row_summary(b, False, key="metric_unseen")
+                found.append(verdict(claim, "C", a, b, sa, sb, through=t["unseen"]))
+    rule = (f"Metric averaged over sigma, per training seed; a difference counts when it exceeds {Z:g} standard "
+            "errors over the seeds (sqrt(se_a^2 + se_b^2)); rows without training (noisy, CBM3D) have none; fewer than "
+            "2 seeds: within noise. CBM3D comparisons on the CBM3D subset.")  # fmt: skip
+    result = {"rule": rule, "claims": found}
+    write_json(out / "claims.json", result, default=float)
+    return result
+
+
+#: Claim (4), "the joint denoiser keeps more texture", decided on out/texture.json (written before any number of it
+#: was seen, 2026-12-02): per training seed, the measure averaged over the TEST photos and sigmas; "a beats b" by the
+#: 2-standard-error rule of `dmh.stats`. Gradient similarity (higher: edges and fine structure closer to the clean
+#: photo) and SSIM are the texture measures with a direction; the high-frequency energy kept is reported beside them
+#: (above 1 can be noise left or added, so "more" is not "better").
+TEXTURE_CLAIMS = (
+    ("(4) joint keeps more texture: gradient similarity", "gms", "joint (chosen)", "separate"),
+    ("(4) joint keeps more texture: gradient similarity", "gms", "joint (paper)", "separate"),
+    ("(4) joint keeps more texture: SSIM", "ssim", "joint (chosen)", "separate"),
+    ("(4) joint keeps more texture: SSIM", "ssim", "joint (paper)", "separate"),
+)
+
+
+def texture_claims(out: Path) -> dict[str, Any]:
+    """The verdicts of `TEXTURE_CLAIMS` from out/texture.json, with the PSNR difference of the same rows beside each
+    (the operating point). Written to out/claims4.json (the shape of `claims`'s)."""
+    rows = read_json(require(out / "texture.json", "07_texture.ipynb"))["rows"]
+
+    def per_seed(method: str, key: str) -> dict[str, Any]:
+        seeds = sorted({r["seed"] for r in rows if r["method"] == method})
+        vals = [float(np.mean([r[key] for r in rows if r["method"] == method and r["seed"] == sd])) for sd in seeds]
+        return summary(vals, seeded=method not in ("noisy", "CBM3D"))
+
+    found = []
+    for claim, key, a, b in TEXTURE_CLAIMS:
+        if not any(r["method"] == a for r in rows):
+            continue
+        sa, sb = per_seed(a, key), per_seed(b, key)
+        psnr_diff = per_seed(a, "psnr")["mean"] - per_seed(b, "psnr")["mean"]
+        found.append(verdict(claim, "E", a, b, sa, sb, measure=key, psnr_diff=psnr_diff))
+    rule = (f"Measure averaged over the TEST photos and sigmas, per training seed; a difference counts when it exceeds "
+            f"{Z:g} standard errors over the seeds; fewer than 2 seeds: within noise. psnr_diff: the same rows' PSNR "
+            "difference (dB), the operating point.")  # fmt: skip
+    result = {"rule": rule, "claims": found}
+    write_json(out / "claims4.json", result, default=float)
+    return result
+
+
+#: Claim (1), "a denoiser at least as strong as CBM3D", decided on the five full-size TEST photos (rule written
+#: 2026-12-04, before its numbers): per photo, the PSNR of a released denoiser minus CBM3D's on the same noisy pixels
+#: (CBM3D given the true sigma); mean and standard error of those differences over the photos; "held" beyond +2 SE,
+#: "did not hold" below -2 SE, else "within noise". For the blind model at each sigma, each per-sigma model at its
+#: sigma, and the blind model's geometric self-ensemble (8 flips / rotations averaged, "+" in peers' tables).
+def denoising_claims(out: Path, ensemble: bool = True, models: list[str] | None = None) -> dict[str, Any]:
+    """The verdicts on claim (1) (the rule above) for the released colour denoisers present (`models`: only these
+    labels, e.g. ["released colour-blind"]); per-photo PSNRs and seconds per photo beside them. Written to
+    out/claims1.json (rows shaped like `claims`')."""
+    from dmh import denoisers
+    from dmh.study.bases import released_denoisers
+
+    cb = denoisers.cbm3d_on_test_photos()["per_image"]
+    nets, _, _ = released_denoisers()
+    nets = {k: v for k, v in nets.items() if models is None or k in models}
+    found, per_image = [], {}
+    models: list[tuple[str, Any, float | None, bool]] = [(lab, n, s, False) for lab, (n, s) in nets.items()]
+    if ensemble and "released colour-blind" in nets:
+        models.append(("released colour-blind +ensemble", nets["released colour-blind"][0], None, True))
+    for label, net, trained_sigma, ens in models:
+        sigmas = denoisers.VAL_SIGMAS if trained_sigma is None else (float(trained_sigma),)
+        res = denoisers.psnr_per_image(net, sigmas, ensemble=ens)
+        per_image[label] = res
+        for s in sigmas:
+            got, ref = res[f"{int(s)}"], cb[f"{int(s)}"]["full"]
+            diffs = [got[k] - ref[k] for k in ref]
+            sd = summary(diffs)
+            found.append(verdict("(1) denoiser at least as strong as CBM3D", "photos", label, "CBM3D", sd,
+                                 summary([0.0], seeded=False), sigma=s, n_images=len(diffs),
+                                 seconds=res["seconds"], psnr_a=float(np.mean(list(got.values()))),
+                                 psnr_b=float(np.mean(list(ref.values())))))  # fmt: skip
+    rule = (
+        f"PSNR of the denoiser minus CBM3D's per full-size TEST photo (same noisy pixels, CBM3D given the true "
+        f"sigma); mean and standard error over the photos; a difference counts beyond {Z:g} standard errors."
+    )
+    result = {"rule": rule, "claims": found, "per_image": per_image, "cbm3d": cb}
+    write_json(out / "claims1.json", result, default=float)
+    return result
