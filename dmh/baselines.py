@@ -6,7 +6,7 @@ the notebooks call it on the same noisy pixels again and again (nbval re-runs ev
 after an edit). So every result is kept on disk, addressed by the sha256 of the exact input (bytes, shape, sigma,
 bm3d's version): `$DMH_CACHE/cbm3d/` (default `~/.cache/dmh/`, or `$XDG_CACHE_HOME/dmh/`); `DMH_CACHE=off` turns
 the cache off, and deleting the folder is always safe. A cached call returns exactly what the first call returned
-(bm3d itself repeats only to ~1e-6: README, "Errors and guarantees").
+(bm3d itself repeats only to ~1e-6: docs/ERRORS.md).
 """
 
 from __future__ import annotations

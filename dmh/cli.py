@@ -119,14 +119,18 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 def _report(args: argparse.Namespace) -> None:
     from dmh.provenance import machine_line
-    from dmh.report import update_readme, write_report
+    from dmh.report import write_report
 
     folder = Path(args.out) / args.preset
     path = write_report(folder, machine_line() if args.machine else "")
     print(f"report: {path}")
     if args.readme:
-        update_readme(args.readme, path)
-        print(f"updated {args.readme}")
+        from dmh import docs
+
+        root = Path(args.readme).resolve().parent
+        copied = docs.publish(folder, root / "docs")
+        for written in docs.refresh(root):
+            print(f"updated {written} ({len(copied)} result files and figures in {root / 'docs'})")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -215,7 +219,12 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("report", help="(re)write results/<preset>/REPORT.md from the result files")
     p.add_argument("--preset", choices=STUDY_PRESETS, default="cpu")
     p.add_argument("--out", default="results")
-    p.add_argument("--readme", default=None, help="also refresh this README's results section")
+    p.add_argument(
+        "--readme",
+        default=None,
+        help="also copy the run into <README's folder>/docs/ (results/, "
+        "figures/) and rewrite the generated sections of README.md and docs/RESULTS.md from it",
+    )
     p.add_argument("--machine", action="store_true", help="add a line naming this machine")
     p.set_defaults(func=_report)
 

@@ -375,8 +375,8 @@ def cbm3d_on_test_photos(path: Path | None = None, sigmas: tuple[float, ...] = V
     """CBM3D (true sigma) on exactly the noisy TEST photos that `psnr_on_test_photos` scores the released models on:
     {"test_crop384": {sigma: mean PSNR}, "test_full": {...}, "per_image": ...}. Computed once (about 10 minutes on
     one thread for the full photos) and kept in `path` (default data/pretrained/cbm3d_test_photos.json), which the
-    README's table of released denoisers reads. bm3d's output varies by ~1e-6 between calls (README, "Errors and
-    guarantees"): the kept numbers are one such call."""
+    README's table of released denoisers reads. bm3d's output varies by ~1e-6 between calls
+    (docs/ERRORS.md): the kept numbers are one such call."""
     from dmh.baselines import cbm3d
     from dmh.checkpoint import write_json
     from dmh.data import photos

@@ -14,6 +14,7 @@ from dmh.noise import add_noise, noise_generator
 from dmh.presets import Preset
 
 __all__ = ["test_photos", "photo_noise", "test_photo_names", "zoom_box", "test_set", "val_set", "colour_val_set",
+           "photo_tiles",
            "imagenet20_at"]  # fmt: skip
 
 
@@ -87,6 +88,24 @@ def colour_val_set(p: Preset, eff: nn.Module) -> tuple[Tensor, Tensor]:
     with torch.inference_mode():
         y = torch.cat([eff(x[i : i + 10]).argmax(1) for i in range(0, len(x), 10)])
     return x, y
+
+
+def photo_tiles(side: int = 224) -> tuple[Tensor, list[str]]:
+    """Every non-overlapping side x side tile of the five full-size TEST photos and of the 20 ImageNet-20 images
+    (row by row from the top left; edges that do not fill a tile are left out): (N, 3, side, side) in [0, 1], and
+    where each tile comes from ("kodim23 0,224", ...). Real photos at the classifier's scale for 07's rows."""
+    from dmh.data import load_imagenet20
+
+    imgs, _, names = load_imagenet20()
+    sources = [*photos("test").items(), *zip((n.rsplit(".", 1)[0] for n in names), imgs)]
+    tiles, where = [], []
+    for name, im in sources:
+        h, w = im.shape[-2:]
+        for i in range(0, h - side + 1, side):
+            for j in range(0, w - side + 1, side):
+                tiles.append(im[:, i : i + side, j : j + side])
+                where.append(f"{name} {i},{j}")
+    return torch.stack(tiles), where
 
 
 def imagenet20_at(size: int) -> tuple[Tensor, Tensor]:

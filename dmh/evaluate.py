@@ -53,7 +53,7 @@ def evaluate_task(
     batch_size: int = 250,
     progress: bool = False,
     desc: str = "eval",
-    also: dict[str, TaskNet] | None = None,
+    also: dict[str, TaskNet | tuple[TaskNet, Tensor]] | None = None,
 ) -> dict[str, Any]:
     """Task metric of `task(denoiser(clean + noise))`.
 
@@ -66,8 +66,9 @@ def evaluate_task(
         seed: seeds the noise: image i gets `noise_generator(seed, sigma, i)`, the same whatever the denoiser, the
             batch size or the subset's length (the first n images of a set see the noise they see in the whole set).
         batch_size: images per batch.
-        also: other classifiers of the same labels that see the same (denoised) inputs, e.g. one the denoiser was
-            never trained through: their top-1 / top-5 under "also" ({name: {"top1", "top5"}}).
+        also: other classifiers that see the same (denoised) inputs, e.g. one the denoiser was never trained
+            through, scored against `labels` or, given as (network, labels), against their own labels: their top-1 /
+            top-5 under "also" ({name: {"top1", "top5"}}).
 
     Returns:
         classification: {"top1", "top5", "psnr"}; segmentation: {"miou", "pixel_acc", "psnr"}. "psnr" (dB) is the
@@ -92,7 +93,7 @@ def evaluate_task(
         psnrs += [psnr(a, b) for a, b in zip(x, clean)]
         out = task(x)
         for k, net in (also or {}).items():
-            also_logits[k].append(net(x))
+            also_logits[k].append((net[0] if isinstance(net, tuple) else net)(x))
         if seg:
             conf.update(out.argmax(1), labels[i : i + bs])
         else:
@@ -106,7 +107,8 @@ def evaluate_task(
     if also:
         res["also"] = {}
         for k, logits in also_logits.items():
-            acc = topk_accuracy(torch.cat(logits), labels, ks=(1, 5))
+            own = also[k][1] if isinstance(also[k], tuple) else labels
+            acc = topk_accuracy(torch.cat(logits), own, ks=(1, 5))
             res["also"][k] = {"top1": acc[1], "top5": acc[5]}
     return res
 

@@ -62,8 +62,9 @@ def denoise(
     check_int(overlap, "overlap", low=0)
     x = to_nchw(image, channels=getattr(net, "in_channels", None))
     if ensemble:
-        kw = {"tile": tile, "overlap": overlap, "batch_size": batch_size, "fast": fast, "progress": progress}
-        outs = [_undo(denoise(net, _dihedral(x, k), **kw), k) for k in range(8)]
+        kw = {"tile": tile, "overlap": overlap, "batch_size": batch_size, "fast": fast}
+        steps = tqdm(range(8), desc="denoise, 8 flips / rotations", disable=not progress, leave=False)
+        outs = [_undo(denoise(net, _dihedral(x, k), **kw), k) for k in steps]
         return torch.stack(outs).mean(0)
     if fast:
         net = prepare(net)

@@ -72,6 +72,8 @@ WRITTEN_BY = {
     "claims4.json": "07_texture.ipynb",
     "frontier.json": "07_texture.ipynb",
     "claims4m.json": "07_texture.ipynb",
+    "real_photos.json": "07_texture.ipynb",
+    "claims2e.json": "07_texture.ipynb",
 }
 
 

@@ -66,7 +66,7 @@ class Preset:
             Fashion-MNIST items and scene crops (03/04 start from it).
         joint_steps, joint_lr: fine-tuning, joint (lam > 0) or separate (lam = 0) with the same data, seed and
             steps (the batch is the task's, `TaskSettings.batch`). 600 steps at cpu scale, where the rule of
-            `dmh.study.choose_run_length` picked 1,800 on the validation probe `bench/run_length.py`: the README
+            `dmh.study.choose_run_length` picked 1,800 on the validation probe `bench/run_length.py`: docs/DESIGN.md
             ("Run length") says why and what it changes.
         cls, seg: the settings of task "A" (classification) and "B" (segmentation), `TaskSettings`; `task(t)`
             returns one by name.
@@ -181,7 +181,7 @@ def check_scale(p: Preset) -> Preset:
     if p.name == "paper":
         raise NotImplementedError(
             "the notebooks run the cpu-scale study (Fashion-MNIST, scenes, sporco photos); the paper preset runs on "
-            "your ImageNet / VOC2012 / Kodak24 copies with `torchrun -m dmh.ddp` (README, 'Paper scale')"
+            "your ImageNet / VOC2012 / Kodak24 copies with `torchrun -m dmh.ddp` (docs/PAPER_SCALE.md)"
         )
     return p
 
@@ -218,7 +218,7 @@ PRESETS: dict[str, Preset] = {
         imagenet_size=64,
     ),
     # The authors' settings, taken from dmh.paper.PAPER (the one place they are written down). At this scale the study
-    # runs on ImageNet / VOC2012 / Kodak24 through `dmh.ddp` under torchrun (README, "Paper scale"); the notebooks'
+    # runs on ImageNet / VOC2012 / Kodak24 through `dmh.ddp` under torchrun (docs/PAPER_SCALE.md); the notebooks'
     # cpu-data experiments refuse it (see `check_scale`).
     "paper": _paper_preset(),
 }

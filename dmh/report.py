@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,6 @@ __all__ = [
     "eff_ablation_points",
     "claims4_md",
     "write_report",
-    "update_readme",
 ]
 
 
@@ -244,6 +242,33 @@ def claims4m_md(result: dict[str, Any] | Path) -> str:
     return f"{r['rule']}\n\nMatched points: {matched}.\n\n" + markdown_table(head, rows)
 
 
+def real_photos_md(result: dict[str, Any] | Path) -> str:
+    """07's rows on every tile of the TEST photos and ImageNet-20 (real_photos.json): agreement with the clean
+    top-1 through EfficientNet-Lite0 and -Lite2 (mean ± std over training seeds) and input PSNR."""
+    r = _load(result)
+
+    def cell(v: list[float]) -> str:
+        return f"{100 * statistics.fmean(v):.1f}" + (f" ± {100 * statistics.stdev(v):.1f}" if len(v) > 1 else "")
+
+    rows = [[row, len(d["lite0"]), cell(d["lite0"]), cell(d["lite2"]), f"{statistics.fmean(d['psnr']):.2f}"]
+            for row, d in r["rows"].items()]  # fmt: skip
+    head = (f"{r['n']} tiles of {r['side']} x {r['side']} (TEST photos and ImageNet-20), sigma {r['sigma']:g}, "
+            f"{r['draws']} noise draws; agreement % with the classifier's top-1 on the clean tile")  # fmt: skip
+    cols = ["row", "seeds", "EfficientNet-Lite0 (trained through)", "EfficientNet-Lite2 (never)", "input PSNR dB"]
+    return head + "\n\n" + markdown_table(cols, rows)
+
+
+def claims2e_md(result: dict[str, Any] | Path) -> str:
+    """The verdicts of `dmh.study.real_photo_claims` (claims2e.json)."""
+    r = _load(result)
+    rows = [[c["claim"], c["task"], c["a"], c["b"], f"{100 * c['diff']:+.2f}", f"{100 * c['se']:.2f}",
+             ", ".join(f"{100 * d:+.1f}" for d in c["draw_diffs"]), f"{c['psnr_diff']:+.2f}",
+             f"{c['n_a']} / {c['n_b']}", f"**{c['verdict']}**"] for c in r["claims"]]  # fmt: skip
+    cols = ["claim", "classifier", "row a", "row b", "a - b (points)", "SE", "per noise draw", "PSNR a - b (dB)",
+            "seeds", "verdict"]  # fmt: skip
+    return f"{r['rule']}\n\n" + markdown_table(cols, rows)
+
+
 def imagenet_md(result: dict[str, Any] | Path) -> str:
     r = _load(result)
     sigmas = list(next(iter(r["rows"].values())))
@@ -310,7 +335,7 @@ def claims4_md(result: dict[str, Any] | Path) -> str:
     return f"{r['rule']}\n\n" + markdown_table(head, rows)
 
 
-_SECTIONS = [
+SECTIONS = [
     ("01 Denoising alone (Table 1 analogue)", "table1.json", table1_md, "01_training.png"),
     ("01 Claim 1: the released denoisers against CBM3D (full TEST photos)", "claims1.json", claims1_md, None),
     ("02 Frozen task networks under noise", "task_noise.json", task_noise_md, "02_task_noise.png"),
@@ -325,6 +350,8 @@ _SECTIONS = [
         "07_eff_ablation.png",
     ),
     ("07 ImageNet-20 through EfficientNet-Lite0", "imagenet20.json", imagenet_md, "07_imagenet20.png"),
+    ("07 Real photos: every tile, through EfficientNet-Lite0 and -Lite2", "real_photos.json", real_photos_md, None),
+    ("07 Claim 2 on real photos: verdicts over seeds", "claims2e.json", claims2e_md, None),
     ("07 Texture", "texture.json", texture_md, "07_texture.png"),
     ("07 Claim 4: verdicts over seeds", "claims4.json", claims4_md, "07_claims4.png"),
     ("07 Texture against PSNR over the lambda sweeps (TEST data)", "frontier.json", frontier_md, "07_frontier.png"),
@@ -349,26 +376,39 @@ def _format(fmt: Any, path: Path) -> Any:
 def write_report(folder: str | Path, machine: str = "") -> Path:
     """Assemble folder/REPORT.md from the JSON files and PNG figures the notebooks wrote there; `machine` (default:
     folder/machine.txt, written by `dmh reproduce`) says when and where the numbers were produced."""
+    path = Path(folder) / "REPORT.md"
+    text = report_text(folder, machine)
+    path.write_text(text)
+    return path
+
+
+def report_text(
+    folder: str | Path, machine: str = "", figures: str | Path | None = None, link: str = "",
+    title: str | None = None,
+) -> str:  # fmt: skip
+    """The report's markdown from the result files in `folder`: every table, with the figures found in `figures`
+    (default: `folder`) linked as `link` + file name."""
     folder = Path(folder)
+    figs = Path(figures) if figures is not None else folder
     if not folder.is_dir():
         raise FileNotFoundError(f"no results folder {folder}: run `dmh reproduce` (or the notebooks) first")
-    present = [name for _, name, _, _ in _SECTIONS if (folder / name).is_file()]
+    present = [name for _, name, _, _ in SECTIONS if (folder / name).is_file()]
     if not present:
         raise FileNotFoundError(
-            f"{folder} holds none of the result files ({', '.join(n for _, n, _, _ in _SECTIONS)}): nothing to report; "
+            f"{folder} holds none of the result files ({', '.join(n for _, n, _, _ in SECTIONS)}): nothing to report; "
             "run `dmh reproduce` first"
         )
     if not machine and (folder / "machine.txt").is_file():
         machine = (folder / "machine.txt").read_text().strip()
-    parts = [f"# dmh report: preset `{folder.name}`", machine]
+    parts = [title or f"# dmh report: preset `{folder.name}`", machine]
     timings = folder / "timings.json"
     if timings.is_file():
         t = _format(lambda p: json.loads(Path(p).read_text()), timings)
         parts.append(markdown_table(["notebook", "minutes"], [[k, f"{v / 60:.1f}"] for k, v in t.items()]))
-    for title, name, fmt, fig in _SECTIONS:
+    for section, name, fmt, fig in SECTIONS:
         if not (folder / name).is_file():
             continue
-        parts.append(f"## {title}\n\n{_format(fmt, folder / name)}")
+        parts.append(f"## {section}\n\n{_format(fmt, folder / name)}")
         if name == "task_noise.json" and (trained := _format(pretrained_md, folder / name)):
             intro = "Training of the kept weights (data/pretrained/manifest.json; top-1 for A, mean IoU for B):"
             parts.append(intro + "\n\n" + trained)
@@ -381,21 +421,19 @@ def write_report(folder: str | Path, machine: str = "") -> Path:
                 "CBM3D subset (every row on the same images):\n\n"
                 + _format(lambda f: task_table_md(f, subset=True), folder / name)
             )
-        if fig and (folder / fig).is_file():
-            parts.append(f"![{title}]({fig})")
-        if name == "table1.json" and (folder / "01_released_val.png").is_file():
+        if fig and (figs / fig).is_file():
+            parts.append(f"![{section}]({link}{fig})")
+        if name == "table1.json" and (figs / "01_released_val.png").is_file():
             parts.append("The released denoisers' VAL PSNR against hours of training:\n\n"
-                         "![released denoisers' training](01_released_val.png)")  # fmt: skip
+                         f"![released denoisers' training]({link}01_released_val.png)")  # fmt: skip
         if name == "table3.json" and (folder / "table2.json").is_file():
             cross = _format(lambda f: cross_task_md(folder / "table2.json", f), folder / "table3.json")
             parts.append("## 06 Cross-task transfer (mean over sigma)\n\n" + cross)
-            if (folder / "06_cross_task.png").is_file():
-                parts.append("![cross-task](06_cross_task.png)")
-    for extra in sorted(folder.glob("07_zoom_*.png")):
-        parts.append(f"![{extra.stem}]({extra.name})")
-    path = folder / "REPORT.md"
-    path.write_text("\n\n".join(p for p in parts if p) + "\n")
-    return path
+            if (figs / "06_cross_task.png").is_file():
+                parts.append(f"![cross-task]({link}06_cross_task.png)")
+    for extra in sorted(figs.glob("07_zoom_*.png")):
+        parts.append(f"![{extra.stem}]({link}{extra.name})")
+    return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def released_md(manifest: dict[str, Any] | None = None, cbm3d: dict[str, Any] | None = None) -> str:
@@ -454,38 +492,6 @@ def update_readme_released(readme: str | Path, manifest: dict[str, Any] | None =
     if not pat.search(text):
         raise ValueError(f"{readme} has no <!-- released:start --> / <!-- released:end --> markers")
     readme.write_text(pat.sub(lambda mt: mt.group(1) + released_md(manifest) + "\n" + mt.group(2), text))
-
-
-def update_readme(readme: str | Path, report: str | Path) -> None:
-    """Replace the README's text between `<!-- results:start -->` and `<!-- results:end -->` with the report's
-    tables (figure links dropped), so the README's numbers come from the result files."""
-    readme, report = Path(readme), Path(report)
-    if not any(line.startswith("|") for line in report.read_text().splitlines()):
-        raise ValueError(f"{report} holds no result tables: the README's results section is left as it is")
-    body = "\n".join(
-        line for line in report.read_text().splitlines() if not line.startswith("![") and not line.startswith("# ")
-    )
-    body = body.replace("## ", "#### ")
-    text = readme.read_text()
-    pat = re.compile(r"(<!-- results:start -->\n).*?(<!-- results:end -->)", re.S)
-    if not pat.search(text):
-        raise ValueError(f"{readme} has no <!-- results:start --> / <!-- results:end --> markers")
-    text = pat.sub(lambda m: m.group(1) + body.strip() + "\n" + m.group(2), text)
-    # The first screen's picture: the run's kodim23 zoom-in, copied beside the README (results/ is git-ignored).
-    fig = report.parent / FIRST_PICTURE
-    pic = re.compile(r"(<!-- picture:start -->\n).*?(<!-- picture:end -->)", re.S)
-    if fig.is_file() and pic.search(text):
-        dest = readme.parent / "docs" / FIRST_PICTURE
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(fig, dest)
-        line = (f"![noisy / CBM3D / ours / clean, kodim23 at sigma 25, from `make reproduce` ({report.parent.name} "
-                f"preset)](docs/{FIRST_PICTURE})\n")  # fmt: skip
-        text = pic.sub(lambda m: m.group(1) + line + m.group(2), text)
-    readme.write_text(text)
-
-
-#: The figure of notebook 01 that the README's first screen shows (`update_readme` copies it to docs/).
-FIRST_PICTURE = "01_kodim23_sigma25.png"
 
 
 # ------------------------------------------------------------------------------ result files -> plot inputs (viz)
@@ -569,3 +575,35 @@ def frontier_points(result: dict[str, Any] | Path, key: str) -> dict[str, list[d
             rows.append(row)
         out[names.get(path, path)] = rows
     return out
+
+
+_VERDICT_WORDS = {"held": "the claim **held**", "did not hold": "the claim **did not hold**",
+                  "within noise": "the difference is **within noise** (no verdict either way)"}  # fmt: skip
+
+
+def lams_text(lams: dict[str, Any]) -> str:
+    """The rows' lambdas of a table (its "lams") in words: "joint (paper) 0.25, joint (chosen) 0.01 (03's rule on
+    validation data), cross-task 0.02 via B"."""
+    parts = []
+    for row, d in lams.items():
+        if row == "separate":
+            continue
+        how = f" ({d['chosen_by']})" if d.get("chosen_by") not in (None, "fixed") else ""
+        via = f" via {d['task']}" if row == "cross-task" else ""
+        parts.append(f"{row} {d['lam']:g}{how}{via}")
+    return "lambda of the rows: " + ", ".join(parts) + "."
+
+
+def conclusion_md(rows: list[dict[str, Any]], unit: str = "points", scale: float = 100.0, intro: str = "") -> str:
+    """ "What this shows": one sentence per verdict row (`dmh.study.verdict` rows: claim, rows a and b, difference,
+    SE, seeds, verdict, and the PSNR difference when present), generated from the result files, never typed."""
+    lines = []
+    for c in rows:
+        through = f" through {c['through']} (never trained through)" if c.get("through") else ""
+        gap = c.get("psnr_diff")
+        op = f"; its PSNR is {gap:+.2f} dB from {c['b']}'s" if gap is not None else ""
+        lines.append(
+            f"- {c['claim']}{through}: {c['a']} - {c['b']} = {scale * c['diff']:+.2f} {unit} "
+            f"(SE {scale * c['se']:.2f}, seeds {c['n_a']} / {c['n_b']}){op}: {_VERDICT_WORDS[c['verdict']]}."
+        )
+    return "**What this shows.** " + (intro + "\n\n" if intro else "\n\n") + "\n".join(lines)

@@ -268,6 +268,18 @@ def keep(run: Run, out: Path, *, kept_dir: Path | None = None, command: str = ""
     return dst
 
 
+def estimate_seconds(run: Run, kept_dir: Path | None = None) -> float:
+    """About how long `run` trains on one thread: the mean training seconds of the kept runs of the same task and
+    task term (lam = 0 or not), scaled by steps and batch; 300 s when none is kept."""
+    kept = _kept_manifest(Path(kept_dir or KEPT_DIR)).values()
+    same = [e for e in kept if e["run"]["task"] == run.task and (e["run"]["lam"] == 0) == (run.lam == 0)
+            and e.get("seconds")]  # fmt: skip
+    if not same:
+        return 300.0
+    per = [e["seconds"] / (e["run"]["steps"] * e["run"]["batch"]) for e in same]
+    return sum(per) / len(per) * run.steps * run.batch
+
+
 def _worker(run: Run, arch: dict[str, Any], state: dict[str, Tensor], out: str, depends_on: Any) -> str:
     """One run in a worker process, on one torch thread (`train_many`)."""
     torch.set_num_threads(1)
@@ -315,6 +327,10 @@ def train_many(
 
     if not todo:
         return in_order(copied)
+    if progress:
+        minutes = sum(estimate_seconds(r) for r in todo) / 60 / min(workers, len(todo))
+        print(f"training {len(todo)} fine-tune{'s' if len(todo) > 1 else ''} here ({workers} at a time): about "
+              f"{minutes:.1f} min on one thread each (the kept runs' times)", flush=True)  # fmt: skip
     for tag in copied:
         if on_done is not None:
             on_done(next(r for r in specs if r.tag == tag))

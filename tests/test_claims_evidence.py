@@ -147,3 +147,32 @@ def test_denoising_claims_are_paired_over_photos(tmp_path, monkeypatch):
     assert got[("released colour-blind", 25.0)] == ("did not hold", -0.28)
     assert got[("released colour-blind +ensemble", 50.0)] == ("held", 0.52)
     assert "did not hold" in report.claims1_md(tmp_path / "claims1.json")
+
+
+def test_evaluate_task_scores_other_classifiers_against_their_own_labels():
+    torch.manual_seed(0)
+    a, c = tasks.fashion_item_classifier(), tasks.fashion_item_resnet()
+    x, y = torch.rand(8, 1, 32, 32), torch.randint(0, 10, (8,))
+    own = c.predict(x)
+    res = evaluate_task(a, x, y, also={"C": (c, own)})
+    assert res["also"]["C"]["top1"] == 1.0  # C agrees with itself on clean inputs
+
+
+def test_real_photo_claims_over_seeds_with_the_draw_spread(tmp_path):
+    def row(lite0, lite2, psnr):
+        return {"lite0": lite0, "lite2": lite2, "psnr": psnr, "lite0_draws": [sum(lite0) / 3] * 2,
+                "lite2_draws": [sum(lite2) / 3] * 2}  # fmt: skip
+
+    r = {"sigma": 50, "draws": 2, "n": 118, "side": 224, "rows": {
+        "noisy": {"lite0": [0.3], "lite2": [0.3], "psnr": [15.0], "lite0_draws": [0.3, 0.3], "lite2_draws": [0.3, 0.3]},
+        "separate": row([0.50, 0.51, 0.50], [0.60, 0.61, 0.60], [28.0, 28.0, 28.1]),
+        "joint (paper)": row([0.60, 0.61, 0.62], [0.60, 0.62, 0.58], [26.0, 26.1, 26.0])}}  # fmt: skip
+    (tmp_path / "real_photos.json").write_text(json.dumps(r))
+    res = study.real_photo_claims(tmp_path)
+    got = {(c["task"].split(" ")[0], c["a"]): c["verdict"] for c in res["claims"]}
+    assert got == {
+        ("EfficientNet-Lite0", "joint (paper)"): "held",
+        ("EfficientNet-Lite2", "joint (paper)"): "within noise",
+    }
+    assert res["claims"][0]["psnr_diff"] == pytest.approx(-2.0) and len(res["claims"][0]["draw_diffs"]) == 2
+    assert "held" in report.claims2e_md(res) and "118 tiles" in report.real_photos_md(r)

@@ -44,7 +44,13 @@ def test_smoke_run_writes_results_and_report(smoke):
     abl = json.loads((smoke / "ablation.json").read_text())
     assert [len(pt["psnr"]) for pt in abl["A"]["points"]] == [2] * 5 and "rule" in abl["A"]["chosen"]
     verdicts = json.loads((smoke / "claims.json").read_text())["claims"]
-    assert len(verdicts) == 8 and {c["verdict"] for c in verdicts} <= {"held", "did not hold", "within noise"}
+    assert len(verdicts) == 11 and {c["verdict"] for c in verdicts} <= {"held", "did not hold", "within noise"}
+    assert {c["task"] for c in verdicts} == {"A", "B", "C"}  # C: classifier C, never trained through
+    assert t2["unseen"] == "fashion_item_resnet" and "metric_unseen_seeds" in t2["rows"]["separate"]["30"]
+    c1 = json.loads((smoke / "claims1.json").read_text())["claims"]
+    assert {c["a"] for c in c1} == {"released colour-blind"} and {c["sigma"] for c in c1} == {15.0, 25.0, 50.0}
+    front = json.loads((smoke / "frontier.json").read_text())["paths"]
+    assert set(front) == {"A", "B", "E"} and json.loads((smoke / "claims4m.json").read_text())["matched"]
     tex = json.loads((smoke / "texture.json").read_text())["rows"]
     assert {r["method"] for r in tex} >= {"separate", "joint (paper)", "joint (chosen)"}
     assert {r["seed"] for r in tex if r["method"] == "separate"} == {0, 1}  # one denoiser per seed
@@ -64,6 +70,31 @@ def test_executed_notebooks_pass_nbval(smoke):
     res = subprocess.run(cmd, cwd=NOTEBOOKS, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert "passed" in res.stdout and "failed" not in res.stdout
+
+
+def _papermill(name: str, out_root, **params) -> nbformat.NotebookNode:
+    import papermill as pm
+
+    out = out_root / f"run_{name}"
+    pm.execute_notebook(str(NOTEBOOKS / name), str(out), parameters={"preset": "smoke", "out_root": str(out_root),
+                        **params}, cwd=str(NOTEBOOKS), progress_bar=False)  # fmt: skip
+    return nbformat.read(out, as_version=4)
+
+
+def test_knobs_rerun_a_notebook_with_other_lambdas(smoke, tmp_path):
+    """`papermill ... -p lam 0.05` (and 03's `lams`): the rows run at that lambda, trained here when not kept."""
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(smoke, root / "smoke")
+    nb = _papermill("03_lambda_ablation.ipynb", root, lams=[0.05])
+    abl = json.loads((root / "smoke" / "ablation.json").read_text())
+    assert 0.05 in [pt["lam"] for pt in abl["A"]["points"]] and 0.004 in [pt["lam"] for pt in abl["B"]["points"]]
+    assert "ablation_lams = " in "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    _papermill("04_joint_classification.ipynb", root, lam=0.05, sigmas=[30])
+    t2 = json.loads((root / "smoke" / "table2.json").read_text())
+    assert t2["lams"]["joint (chosen)"] == {"task": "A", "lam": 0.05, "chosen_by": "the notebook's lam"}
+    assert list(t2["rows"]["joint (chosen)"]) == ["30"] and t2["preset"]["task_sigmas"] == [30.0]
 
 
 def test_missing_earlier_results_name_the_notebook(tmp_path):

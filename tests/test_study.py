@@ -162,7 +162,7 @@ def test_require_and_json_roundtrip(tmp_path):
         study.require(tmp_path / "missing.json", "03_lambda_ablation.ipynb")
 
 
-def test_report_tables_and_readme_section(tmp_path):
+def test_report_tables(tmp_path):
     t2 = {
         "task": "A", "metric": "top1", "clean": 0.93, "n": 100, "n_subset": 10,
         "rows": {r: {"30": {"metric": 0.5 + i / 10, "psnr": 20.0 + i, "metric_subset": 0.5, "psnr_subset": 20.0}}
@@ -176,19 +176,6 @@ def test_report_tables_and_readme_section(tmp_path):
     study.write_json(tmp_path / "table2.json", t2)
     rep = report.write_report(tmp_path, "machine X")
     assert "Table 2" in rep.read_text() and "machine X" in rep.read_text()
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nend\n")
-    report.update_readme(readme, rep)
-    text = readme.read_text()
-    assert "old" not in text and "| joint | 70.0 (22.0 dB) |" in text and text.endswith("<!-- results:end -->\nend\n")
-    (tmp_path / report.FIRST_PICTURE).write_bytes(b"png")  # the run's first picture is copied beside the README
-    readme.write_text("<!-- picture:start -->\n<!-- picture:end -->\n" + text)
-    report.update_readme(readme, rep)
-    assert (tmp_path / "docs" / report.FIRST_PICTURE).read_bytes() == b"png"
-    assert f"](docs/{report.FIRST_PICTURE})\n<!-- picture:end -->" in readme.read_text()
-    readme.write_text("no markers")
-    with pytest.raises(ValueError, match="markers"):
-        report.update_readme(readme, rep)
 
 
 def test_pretrained_summary_names_the_kept_weights():

@@ -19,132 +19,17 @@ number of extra steps with lam = 0, the same data and the same seed, so lam is t
 from dmh.checkpoint import write_json
 from dmh.evalsets import colour_val_set, imagenet20_at, test_photo_names, val_set, zoom_box
 from dmh.layout import read_json, require
-from dmh.study.bases import (
-    colour_denoiser,
-    colour_finetune,
-    finetune,
-    grey_base,
-    grey_base_width,
-    grey_denoiser,
-    load_colour_base,
-    load_colour_denoiser,
-    load_finetuned,
-    load_grey_base,
-    released_denoisers,
-    setup,
-    task_nets,
-    unseen_classifier,
-)
-from dmh.study.explorer_setup import (
-    explorer,
-)
-from dmh.study.sweeps import (
-    RUN_LENGTH_METRIC_TOL,
-    RUN_LENGTH_PSNR_TOL,
-    ablation,
-    choose_run_length,
-    colour_ablation,
-    colour_row_lams,
-    colour_row_runs,
-    colour_rows,
-    colour_sweep_runs,
-    run_length_curve,
-    sweep_runs,
-    train_sweep,
-)
-from dmh.study.tables import (
-    NOISE_SIGMAS,
-    STUDY_TASK_NETWORKS,
-    imagenet_table,
-    photo_panels,
-    photo_table,
-    pretrained_summary,
-    saved_photo,
-    table_rows,
-    task_noise_table,
-    task_table,
-    texture_table,
-)
-from dmh.study.texture import (
-    MATCH_TOLERANCE_DB,
-    MEASURES,
-    frontier_claims,
-    matched_lambda,
-    measure_texture,
-    texture_frontier,
-)
-from dmh.study.verdicts import (
-    CLAIMS,
-    TEXTURE_CLAIMS,
-    UNSEEN_CLAIMS,
-    claims,
-    denoising_claims,
-    texture_claims,
-    verdict,
-)
+from dmh.study import bases, explorer_setup, sweeps, tables, texture, verdicts
+from dmh.study.bases import *  # noqa: F403
+from dmh.study.explorer_setup import *  # noqa: F403
+from dmh.study.sweeps import *  # noqa: F403
+from dmh.study.tables import *  # noqa: F403
+from dmh.study.texture import *  # noqa: F403
+from dmh.study.verdicts import *  # noqa: F403
 from dmh.train import load_trained, train_once, training_minutes
 
 __all__ = [
-    "MATCH_TOLERANCE_DB",
-    "MEASURES",
-    "frontier_claims",
-    "matched_lambda",
-    "measure_texture",
-    "texture_frontier",
-    "setup",
-    "denoising_claims",
-    "unseen_classifier",
-    "UNSEEN_CLAIMS",
-    "verdict",
-    "write_json",
-    "colour_val_set",
-    "imagenet20_at",
-    "test_photo_names",
-    "val_set",
-    "zoom_box",
-    "read_json",
-    "require",
-    "training_minutes",
-    "load_trained",
-    "train_once",
-    "colour_denoiser",
-    "released_denoisers",
-    "task_nets",
-    "grey_denoiser",
-    "finetune",
-    "load_colour_denoiser",
-    "load_colour_base",
-    "load_grey_base",
-    "grey_base",
-    "load_finetuned",
-    "grey_base_width",
-    "colour_finetune",
-    "saved_photo",
-    "photo_panels",
-    "photo_table",
-    "table_rows",
-    "task_table",
-    "NOISE_SIGMAS",
-    "STUDY_TASK_NETWORKS",
-    "pretrained_summary",
-    "task_noise_table",
-    "imagenet_table",
-    "texture_table",
-    "sweep_runs",
-    "colour_sweep_runs",
-    "colour_row_runs",
-    "train_sweep",
-    "ablation",
-    "colour_ablation",
-    "colour_row_lams",
-    "colour_rows",
-    "run_length_curve",
-    "RUN_LENGTH_PSNR_TOL",
-    "RUN_LENGTH_METRIC_TOL",
-    "choose_run_length",
-    "CLAIMS",
-    "claims",
-    "TEXTURE_CLAIMS",
-    "texture_claims",
-    "explorer",
-]
+    "write_json", "colour_val_set", "imagenet20_at", "test_photo_names", "val_set", "zoom_box", "read_json",
+    "require", "load_trained", "train_once", "training_minutes",
+    *bases.__all__, *tables.__all__, *sweeps.__all__, *verdicts.__all__, *texture.__all__, *explorer_setup.__all__,
+]  # fmt: skip

@@ -188,15 +188,21 @@ def unseen_classifier(p: Preset) -> TaskNet | None:
 
 
 def setup(preset: str, out_root: str | Path, *, retrain: bool = False, **overrides: Any) -> tuple[Preset, Path]:
-    """A notebook's set-up in one call: the preset named `preset` with `overrides` (`dmh.presets.get_preset`; with
+    """A notebook's set-up in one call: the preset named `preset` with `overrides` (`dmh.presets.get_preset`; an
+    override of None keeps the preset's value, so a notebook's knobs default to None; lists become tuples; with
     `retrain`, kept fine-tunes are not loaded), its results folder <out_root>/<preset>/ (created), torch's thread
-    count (`Preset.threads`). Prints a one-line summary of the preset. Returns (preset, results folder)."""
-    from dmh.presets import get_preset
+    count (`Preset.threads`). Prints a one-line summary of the preset and of the knobs that differ from it. Returns
+    (preset, results folder)."""
+    from dmh.presets import PRESETS, get_preset
 
-    p = get_preset(preset, **({"kept_finetunes": False} if retrain else {}), **overrides)
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
+    p = get_preset(preset, **({"kept_finetunes": False} if retrain else {}), **given)
     out = Path(out_root) / p.name
     out.mkdir(parents=True, exist_ok=True)
     if p.threads:
         torch.set_num_threads(p.threads)
     print(p.summary())
+    changed = {k: v for k, v in given.items() if getattr(PRESETS[preset], k) != v}
+    if changed:
+        print("set here, not the preset's: " + ", ".join(f"{k} = {v}" for k, v in changed.items()))
     return p, out

@@ -26,6 +26,7 @@ from dmh.tasks import TaskNet
 from dmh.train import train
 
 __all__ = [
+    "sweep_lams",
     "sweep_runs",
     "colour_sweep_runs",
     "colour_row_runs",
@@ -255,3 +256,15 @@ def choose_run_length(curves: dict[str, Any]) -> dict[str, Any]:
     rule = (f"shortest length whose validation PSNR is within {RUN_LENGTH_PSNR_TOL:g} dB and metric within "
             f"{100 * RUN_LENGTH_METRIC_TOL:g} points of the longest run's, for every probed run")  # fmt: skip
     return {"steps": n, "rule": rule}
+
+
+def sweep_lams(preset: str, lams: list[float] | tuple[float, ...] | None) -> tuple[float, ...] | None:
+    """03's sweep from a notebook's `lams` knob: those lambdas plus 0 (separate), the paper's and the authors'
+    code's lambdas of both tasks (every sweep marks them), sorted; None (the knob unset) stays None."""
+    if lams is None:
+        return None
+    from dmh.presets import PRESETS
+
+    p = PRESETS[preset]
+    marked = {0.0, p.cls.lam_paper, p.seg.lam_paper, p.cls.lam_code, p.seg.lam_code}
+    return tuple(sorted(marked | {float(v) for v in lams}))

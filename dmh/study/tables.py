@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dmh import runs
 from dmh.baselines import cbm3d, cbm3d_mosaic
 from dmh.checkpoint import write_json
 from dmh.evalsets import (
@@ -30,6 +31,7 @@ from dmh.presets import Preset, check_scale
 from dmh.study.bases import finetune, task_nets, unseen_classifier
 
 __all__ = [
+    "real_photo_rows",
     "saved_photo",
     "photo_panels",
     "photo_table",
@@ -133,15 +135,18 @@ def photo_table(
     return result
 
 
-def table_rows(task: str, base: DenoiseNet, p: Preset, out: Path, ablation: dict[str, Any]) -> tuple[dict, dict]:
+def table_rows(
+    task: str, base: DenoiseNet, p: Preset, out: Path, ablation: dict[str, Any], lam: float | None = None
+) -> tuple[dict, dict]:
     """The fine-tuned rows of `task`'s table, one denoiser per seed of `p.seeds`, and their lambdas:
 
-    - "separate": lam = 0; "joint (paper)": the paper's lambda; "joint (chosen)": the lambda chosen on validation
-      data by `dmh.stats.choose_lambda` (in `ablation`, the result of `ablation`); "cross-task": the *other*
-      task's joint denoiser at its chosen lambda (its paper lambda when none was chosen), never tuned through this
-      task's network.
+    - "separate": lam = 0; "joint (paper)": the paper's lambda; "joint (chosen)": `lam` when given (a notebook's
+      knob), else the lambda chosen on validation data by `dmh.stats.choose_lambda` (in `ablation`, the result of
+      `ablation`); "cross-task": the *other* task's joint denoiser at its chosen lambda (its paper lambda when none
+      was chosen), never tuned through this task's network.
 
-    They are the sweep's own runs (same spec, so loaded, not trained again). Returns ({row: [nets]}, {row: lam})."""
+    Runs of the sweep's spec are loaded (kept or trained before); others are trained here (`dmh.runs.train_many`,
+    which says how many and about how long first). Returns ({row: [nets]}, {row: {"task", "lam", "chosen_by"}})."""
     other = "B" if task == "A" else "A"
 
     def chosen(t: str) -> float:
@@ -149,9 +154,13 @@ def table_rows(task: str, base: DenoiseNet, p: Preset, out: Path, ablation: dict
         return ablation[t]["paper_lam"] if lam is None else lam
 
     lams = {"separate": (task, 0.0), "joint (paper)": (task, ablation[task]["paper_lam"]),
-            "joint (chosen)": (task, chosen(task)), "cross-task": (other, chosen(other))}  # fmt: skip
-    rows = {row: [finetune(base, t, lam, p, out, seed=sd)[0] for sd in p.seeds] for row, (t, lam) in lams.items()}
-    return rows, {row: {"task": t, "lam": lam} for row, (t, lam) in lams.items()}
+            "joint (chosen)": (task, chosen(task) if lam is None else float(lam)),
+            "cross-task": (other, chosen(other))}  # fmt: skip
+    specs = [runs.grey_run(p, t, lm, sd) for t, lm in lams.values() for sd in p.seeds]
+    runs.train_many(specs, base, out, workers=p.workers, kept=p.kept_finetunes)
+    rows = {row: [finetune(base, t, lm, p, out, seed=sd)[0] for sd in p.seeds] for row, (t, lm) in lams.items()}
+    how = {"joint (chosen)": "the notebook's lam" if lam is not None else "03's rule on validation data"}
+    return rows, {row: {"task": t, "lam": lm, "chosen_by": how.get(row, "fixed")} for row, (t, lm) in lams.items()}
 
 
 def task_table(
@@ -194,17 +203,21 @@ def task_table(
         res[f"{key}_seeds"] = vals
         res[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
 
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(p.task_sigmas) * sum(len(d) for d in rows.values()), desc=name, unit="denoiser x sigma",
+               disable=not progress)  # fmt: skip
     for s in p.task_sigmas:
         seed = p.seed  # image i's noise: dmh.noise.noise_generator(p.seed, s, i), the same for every row
         for row, dens in rows.items():
             res: dict[str, Any] = {}
             subs, fulls = [], []
-            for k, den in enumerate(dens):
+            for den in dens:
                 kw = {"sigma": s, "denoiser": den, "seed": seed, "batch_size": bs, "also": also}
                 subs.append(evaluate_task(tnet, x[:n_sub], y[:n_sub], **kw))
                 if row != "CBM3D":
-                    desc = f"{name} {row}{f' seed {k}' if len(dens) > 1 else ''} sigma={s:g}"
-                    fulls.append(evaluate_task(tnet, x, y, **kw, progress=progress, desc=desc))
+                    fulls.append(evaluate_task(tnet, x, y, **kw))
+                bar.update(1)
             summarise(res, "metric_subset", [r[metric] for r in subs])
             summarise(res, "psnr_subset", [r["psnr"] for r in subs])
             if also:
@@ -215,6 +228,7 @@ def task_table(
                 if also:
                     summarise(res, "metric_unseen", [r["also"]["unseen"]["top1"] for r in fulls])
             table.setdefault(row, {})[str(int(s))] = res
+    bar.close()
     clean = evaluate_task(tnet, x, y, batch_size=bs, also=also)
     result = {"task": task, "metric": metric, "clean": clean[metric], "n": len(x), "n_subset": n_sub, "rows": table,
               "seeds": {row: len(d) for row, d in rows.items()}, "lams": dict(lams or {}), "preset": p.asdict(),
@@ -337,4 +351,44 @@ def texture_table(
                              "gms": gradient_similarity(img, clean)})  # fmt: skip
     result = {"rows": rows, "preset": p.asdict()}
     write_json(out / "texture.json", result, default=float)
+    return result
+
+
+def real_photo_rows(denoisers: dict[str, list[nn.Module]], p: Preset, out: Path, draws: int = 2) -> dict[str, Any]:
+    """07's fine-tuned rows on real photos, with error bars over training seeds: every tile (`dmh.evalsets.
+    photo_tiles`, at EfficientNet-Lite0's input side) of the TEST photos and ImageNet-20, noisy at `p.eff_val_sigma`
+    with `draws` seeded noise draws; per row and seed, the agreement of EfficientNet-Lite0's top-1 on the denoised
+    tile with its top-1 on the clean tile, and the same through EfficientNet-Lite2, which no denoiser was trained
+    through. `denoisers`: {row: [one denoiser per seed]} (and the noisy input as a row of its own). Written to
+    out/real_photos.json: {"sigma", "draws", "n", "rows": {row: {"lite0": [per seed], "lite2": [...], "psnr":
+    [...], "lite0_draws": [per draw, mean over seeds], "lite2_draws": [...]}}}."""
+    check_scale(p)
+    from dmh.evalsets import photo_tiles
+    from dmh.tasks import efficientnet_lite0, efficientnet_lite2
+
+    side = p.eff_size
+    x, where = photo_tiles(224)  # the classifiers resize to their side inside their wrappers
+    nets = {"lite0": efficientnet_lite0(size=side), "lite2": efficientnet_lite2(size=None if side == 224 else side)}
+    with torch.inference_mode():
+        clean_top = {k: torch.cat([n(x[i : i + 16]).argmax(1) for i in range(0, len(x), 16)]) for k, n in nets.items()}
+    s = p.eff_val_sigma
+    rows: dict[str, Any] = {}
+    for row, dens in {"noisy": [None], **denoisers}.items():
+        per: dict[str, list[list[float]]] = {"lite0": [], "lite2": [], "psnr": []}
+        for den in dens:
+            vals: dict[str, list[float]] = {"lite0": [], "lite2": [], "psnr": []}
+            for d in range(draws):
+                r = evaluate_task(nets["lite0"], x, clean_top["lite0"], sigma=s, denoiser=den, seed=p.seed + d,
+                                  batch_size=16, also={"lite2": (nets["lite2"], clean_top["lite2"])})  # fmt: skip
+                vals["lite0"].append(r["top1"])
+                vals["lite2"].append(r["also"]["lite2"]["top1"])
+                vals["psnr"].append(r["psnr"])
+            for k in per:
+                per[k].append(vals[k])
+        rows[row] = {k: [float(np.mean(v)) for v in per[k]] for k in per}
+        for k in ("lite0", "lite2"):
+            rows[row][f"{k}_draws"] = [float(np.mean([v[d] for v in per[k]])) for d in range(draws)]
+    result = {"sigma": s, "draws": draws, "n": len(x), "side": int(x.shape[-1]), "tiles": where, "rows": rows,
+              "preset": p.asdict()}  # fmt: skip
+    write_json(out / "real_photos.json", result, default=float)
     return result

@@ -12,7 +12,18 @@ from dmh.checkpoint import write_json
 from dmh.layout import read_json, require
 from dmh.stats import Z, compare, summary
 
-__all__ = ["denoising_claims", "verdict", "CLAIMS", "UNSEEN_CLAIMS", "claims", "TEXTURE_CLAIMS", "texture_claims"]
+__all__ = [
+    "REAL_PHOTO_CLAIMS",
+    "real_photo_claims",
+    "denoising_claims",
+    "table_claims",
+    "verdict",
+    "CLAIMS",
+    "UNSEEN_CLAIMS",
+    "claims",
+    "TEXTURE_CLAIMS",
+    "texture_claims",
+]
 
 
 def verdict(
@@ -41,29 +52,41 @@ UNSEEN_CLAIMS = (
 )
 
 
+def table_claims(t: dict[str, Any]) -> list[dict[str, Any]]:
+    """The verdicts of `CLAIMS` (and `UNSEEN_CLAIMS` when the table has classifier C's column) on one table
+    (table2.json or table3.json), each with the rows' input PSNR difference (dB, mean over sigma) beside it."""
+    sig = list(t["rows"]["noisy"])
+
+    def row_summary(row: str, subset: bool, key: str = "metric") -> dict[str, Any]:
+        key = f"{key}_subset" if subset else key
+        per_seed = np.mean([t["rows"][row][s][f"{key}_seeds"] for s in sig], axis=0).tolist()
+        return summary(per_seed, seeded=row not in ("noisy", "CBM3D"))
+
+    def psnr_gap(a: str, b: str, subset: bool) -> float | None:
+        key = "psnr_subset" if subset else "psnr"
+        if any(key not in t["rows"][r][s] for r in (a, b) for s in sig):
+            return None
+        return float(np.mean([t["rows"][a][s][key] - t["rows"][b][s][key] for s in sig]))
+
+    found = []
+    for claim, a, b, subset in CLAIMS:
+        sa, sb = row_summary(a, subset), row_summary(b, subset)
+        found.append(verdict(claim, t["task"], a, b, sa, sb, subset=subset, psnr_diff=psnr_gap(a, b, subset)))
+    if t.get("unseen"):
+        for claim, a, b in UNSEEN_CLAIMS:
+            sa, sb = row_summary(a, False, key="metric_unseen"), row_summary(b, False, key="metric_unseen")
+            found.append(verdict(claim, "C", a, b, sa, sb, through=t["unseen"], psnr_diff=psnr_gap(a, b, False)))
+    return found
+
+
 def claims(out: Path) -> dict[str, Any]:
     """The verdicts on claims (2) and (3) from out/table2.json and out/table3.json, by the rule of `dmh.stats`: each
     row's metric averaged over the table's sigmas, per training seed; mean and standard error over the seeds; "held"
     beyond +2 SE, "did not hold" below -2 SE, else "within noise". With Table 2's column through classifier C, the
     `UNSEEN_CLAIMS` too (task "C"). Written to out/claims.json."""
     found = []
-    for name, nb in (("table2.json", "04_joint_classification.ipynb"), ("table3.json", "05_joint_segmentation.ipynb")):
-        t = read_json(require(out / name, nb))
-        sig = list(t["rows"]["noisy"])
-
-        def row_summary(row: str, subset: bool, t: dict[str, Any] = t, sig: list[str] = sig,
-                        key: str = "metric") -> dict[str, Any]:  # fmt: skip
-            key = f"{key}_subset" if subset else key
-            per_seed = np.mean([t["rows"][row][s][f"{key}_seeds"] for s in sig], axis=0).tolist()
-            return summary(per_seed, seeded=row not in ("noisy", "CBM3D"))
-
-        for claim, a, b, subset in CLAIMS:
-            sa, sb = row_summary(a, subset), row_summary(b, subset)
-            found.append(verdict(claim, t["task"], a, b, sa, sb, subset=subset))
-        if t.get("unseen"):
-            for claim, a, b in UNSEEN_CLAIMS:
-                sa, sb = row_summary(a, False, key="metric_unseen"), row_summary(b, False, key="metric_unseen")
-                found.append(verdict(claim, "C", a, b, sa, sb, through=t["unseen"]))
+    for name in ("table2.json", "table3.json"):
+        found += table_claims(read_json(require(out / name)))
     rule = (f"Metric averaged over sigma, per training seed; a difference counts when it exceeds {Z:g} standard "
             "errors over the seeds (sqrt(se_a^2 + se_b^2)); rows without training (noisy, CBM3D) have none; fewer than "
             "2 seeds: within noise. CBM3D comparisons on the CBM3D subset.")  # fmt: skip
@@ -147,4 +170,36 @@ def denoising_claims(out: Path, ensemble: bool = True, models: list[str] | None 
     )
     result = {"rule": rule, "claims": found, "per_image": per_image, "cbm3d": cb}
     write_json(out / "claims1.json", result, default=float)
+    return result
+
+
+#: Claim (2) for a real ImageNet classifier on real photos (rule written 2026-12-04, before the numbers): on every
+#: tile of the TEST photos and ImageNet-20 (out/real_photos.json), the agreement with the classifier's top-1 on the
+#: clean tile, averaged over tiles and noise draws, per training seed; "a beats b" by the 2-SE rule over the seeds.
+#: Through EfficientNet-Lite0 (trained through) and EfficientNet-Lite2 (never trained through).
+REAL_PHOTO_CLAIMS = (
+    ("(2) joint beats separate on real photos", "joint (chosen)", "separate"),
+    ("(2) joint beats separate on real photos", "joint (paper)", "separate"),
+)
+
+
+def real_photo_claims(out: Path) -> dict[str, Any]:
+    """The verdicts of `REAL_PHOTO_CLAIMS` from out/real_photos.json, through each classifier, with the rows' PSNR
+    difference and the spread over noise draws beside them. Written to out/claims2e.json."""
+    r = read_json(require(out / "real_photos.json"))
+    found = []
+    for net, label in (("lite0", "EfficientNet-Lite0"), ("lite2", "EfficientNet-Lite2 (never trained through)")):
+        for claim, a, b in REAL_PHOTO_CLAIMS:
+            if a not in r["rows"] or b not in r["rows"]:
+                continue
+            ra, rb = r["rows"][a], r["rows"][b]
+            gap = float(np.mean(ra["psnr"]) - np.mean(rb["psnr"]))
+            draws = [x - y for x, y in zip(ra[f"{net}_draws"], rb[f"{net}_draws"])]
+            found.append(verdict(claim, label, a, b, summary(ra[net]), summary(rb[net]), psnr_diff=gap,
+                                 draw_diffs=draws, n_tiles=r["n"]))  # fmt: skip
+    rule = (f"Agreement with the classifier's top-1 on the clean tile, mean over {r['n']} tiles and {r['draws']} noise "
+            f"draws at sigma {r['sigma']:g}, per training seed; a difference counts beyond {Z:g} standard errors over "
+            "the seeds. draw_diffs: the difference per noise draw (mean over seeds).")  # fmt: skip
+    result = {"rule": rule, "claims": found}
+    write_json(out / "claims2e.json", result, default=float)
     return result

@@ -1,0 +1,184 @@
+"""The generated parts of README.md and docs/: written from the result files, never typed.
+
+`publish(results)` copies a `make reproduce` run's result files (JSON, timings, machine line) into docs/results/
+and its figures, shrunk to under 300 KB, into docs/figures/; `refresh()` then writes every generated section from
+those committed files: docs/RESULTS.md (every table and figure) and, in README.md, the answer (claim by claim), the
+minutes per notebook and the first picture. `expected_sections()` is what a test compares with the files, so no
+number in them can be typed by hand or go stale. `dmh report --readme README.md` runs both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from dmh import report
+from dmh.layout import ROOT
+
+__all__ = ["DOCS", "RESULT_FILES", "anchor", "answer_md", "minutes_md", "publish", "refresh", "expected_sections"]
+
+DOCS = ROOT / "docs"
+#: What `publish` copies from a results folder into docs/results/ (the small files).
+RESULT_FILES = ("machine.txt", "timings.json", *dict.fromkeys(name for _, name, _, _ in report.SECTIONS))
+#: Figures copied (shrunk) into docs/figures/ besides the report's own.
+EXTRA_FIGURES = ("01_kodim23_sigma25.png", "08_explorer_browser.png")
+MAX_FIGURE_BYTES = 300_000
+_MARK = re.compile(r"(<!-- (?P<name>[a-z0-9-]+):start -->\n).*?(<!-- (?P=name):end -->)", re.S)
+
+
+def _load(folder: Path, name: str) -> Any:
+    path = folder / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def anchor(title: str) -> str:
+    """The GitHub anchor of a "## title" heading of docs/RESULTS.md."""
+    return "#" + re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
+
+
+def _section(result_file: str) -> str:
+    return anchor(next(t for t, name, _, _ in report.SECTIONS if name == result_file))
+
+
+def _pm(c: dict[str, Any], scale: float, unit: str) -> str:
+    return f"{scale * c['diff']:+.2f} ± {scale * c['se']:.2f} {unit}"
+
+
+def answer_md(folder: Path) -> str:
+    """The answer table: claim by claim, the comparison, its difference ± standard error, the operating point (the
+    PSNR difference of the two rows) and the verdict, with a link to the evidence in docs/RESULTS.md."""
+    rows = []
+    c1 = _load(folder, "claims1.json")
+    for c in (c1 or {}).get("claims", []):
+        rows.append(["(1) a strong denoiser", f"{c['a']} vs CBM3D, sigma {c['sigma']:g}", "full TEST photos",
+                     _pm(c, 1, "dB"), "-", c["verdict"], _section("claims1.json")])  # fmt: skip
+    c23 = _load(folder, "claims.json")
+    nets = {"A": "classifier A", "B": "segmenter B", "C": "classifier C (never trained through)"}
+    for c in (c23 or {}).get("claims", []):
+        unit = "points top-1" if c["task"] in ("A", "C") else "points mean IoU"
+        gap = f"{c['psnr_diff']:+.2f} dB" if c.get("psnr_diff") is not None else "-"
+        where = "CBM3D subset" if c.get("subset") else "test set"
+        rows.append([c["claim"], f"{c['a']} vs {c['b']}", f"{nets[c['task']]}, {where}", _pm(c, 100, unit), gap,
+                     c["verdict"], _section("claims.json")])  # fmt: skip
+    c2e = _load(folder, "claims2e.json")
+    for c in (c2e or {}).get("claims", []):
+        rows.append([c["claim"], f"{c['a']} vs {c['b']}", f"{c['task']}, {c['n_tiles']} tiles",
+                     _pm(c, 100, "points agreement"), f"{c['psnr_diff']:+.2f} dB", c["verdict"],
+                     _section("claims2e.json")])  # fmt: skip
+    c4m = _load(folder, "claims4m.json")
+    paths = {"A": "items (A's sweep)", "B": "scenes (B's sweep)", "E": "photos (EfficientNet-Lite0's sweep)"}
+    for c in (c4m or {}).get("claims", []):
+        rows.append([c["claim"], f"{c['a']} vs separate ({c['operating_point']})", paths.get(c["task"], c["task"]),
+                     f"{c['diff']:+.4f} ± {c['se']:.4f}", f"{c['psnr_diff']:+.2f} dB", c["verdict"],
+                     _section("claims4m.json")])  # fmt: skip
+    c4 = _load(folder, "claims4.json")
+    for c in (c4 or {}).get("claims", []):
+        rows.append([c["claim"], f"{c['a']} vs {c['b']}", "TEST photos (EfficientNet-Lite0 rows)",
+                     f"{c['diff']:+.4f} ± {c['se']:.4f}", f"{c['psnr_diff']:+.2f} dB", c["verdict"],
+                     _section("claims4.json")])  # fmt: skip
+    if not rows:
+        return "No claim verdicts in the result files yet: run `make reproduce`."
+    table = report.markdown_table(
+        ["claim", "comparison", "on", "difference ± SE", "PSNR difference", "verdict", "evidence"],
+        [[*r[:5], f"**{r[5]}**", f"[tables](docs/RESULTS.md{r[6]})"] for r in rows],
+    )
+    rule = ("A difference counts beyond 2 standard errors: over training seeds for fine-tuned rows (3 seeds at cpu "
+            "scale), over photos for claim (1); \"within noise\" otherwise.")  # fmt: skip
+    return table + "\n\n" + rule
+
+
+def minutes_md(folder: Path) -> str:
+    """Minutes per notebook of the published run (timings.json) and the machine line."""
+    t = _load(folder, "timings.json") or {}
+    machine = (folder / "machine.txt").read_text().strip() if (folder / "machine.txt").is_file() else ""
+    total = sum(t.values()) / 60
+    cells = " · ".join(f"{k[:2]} {v / 60:.1f}" for k, v in t.items())
+    return f"{machine}\n\nMinutes per notebook: {cells} (total {total:.1f} min)." if t else machine
+
+
+def _shrink(src: Path, dst: Path) -> None:
+    """Copy a figure, downscaled (and palette-quantised if needed) until it is under `MAX_FIGURE_BYTES`."""
+    from PIL import Image
+
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        scale = 1.0
+        while True:
+            size = (max(int(im.width * scale), 1), max(int(im.height * scale), 1))
+            out = im.resize(size, Image.Resampling.LANCZOS) if scale < 1 else im
+            out.quantize(256, method=Image.Quantize.MEDIANCUT).save(dst, optimize=True)
+            if dst.stat().st_size <= MAX_FIGURE_BYTES or scale < 0.2:
+                return
+            scale *= 0.8
+
+
+def publish(results: Path, docs: Path = DOCS) -> list[Path]:
+    """Copy a results folder's small result files into docs/results/ and its figures (shrunk) into docs/figures/;
+    returns the copied files. Figures of an earlier run that this one did not write are removed."""
+    results = Path(results)
+    if not (results / "timings.json").is_file():
+        raise FileNotFoundError(f"{results} is not a finished `make reproduce` folder (no timings.json)")
+    (docs / "results").mkdir(parents=True, exist_ok=True)
+    (docs / "figures").mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in RESULT_FILES:
+        if (results / name).is_file():
+            shutil.copyfile(results / name, docs / "results" / name)
+            copied.append(docs / "results" / name)
+    figs = {fig for _, _, _, fig in report.SECTIONS if fig} | set(EXTRA_FIGURES) | {"01_released_val.png",
+            "06_cross_task.png"} | {p.name for p in results.glob("07_zoom_*.png")}  # fmt: skip
+    for old in (docs / "figures").glob("*.png"):
+        if old.name not in figs or not (results / old.name).is_file():
+            old.unlink()
+    for name in sorted(figs):
+        if (results / name).is_file():
+            _shrink(results / name, docs / "figures" / name)
+            copied.append(docs / "figures" / name)
+    return copied
+
+
+def expected_sections(root: Path = ROOT) -> dict[Path, dict[str, str]]:
+    """What the generated sections of README.md and docs/RESULTS.md hold when written from docs/results/:
+    {file: {marker name: text}}."""
+    docs = root / "docs"
+    folder = docs / "results"
+    results = report.report_text(
+        folder, figures=docs / "figures", link="figures/", title="# Results of the `cpu` preset"
+    )
+    picture = ""
+    if (docs / "figures" / "01_kodim23_sigma25.png").is_file():
+        picture = ("![noisy / CBM3D / ours / clean, kodim23 at sigma 25, from `make reproduce` (cpu preset)]"
+                   "(docs/figures/01_kodim23_sigma25.png)")  # fmt: skip
+    return {
+        root / "README.md": {"answer": answer_md(folder), "minutes": minutes_md(folder), "picture": picture},
+        docs / "RESULTS.md": {"results": results.strip()},
+    }
+
+
+def _replace(text: str, name: str, body: str, path: Path) -> str:
+    pat = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+    if not pat.search(text):
+        raise ValueError(f"{path} has no <!-- {name}:start --> / <!-- {name}:end --> markers")
+    return pat.sub(lambda m: m.group(1) + body.strip() + "\n" + m.group(2), text)
+
+
+def refresh(root: Path = ROOT) -> list[Path]:
+    """Write every generated section (`expected_sections`) into README.md and docs/RESULTS.md."""
+    written = []
+    for path, sections in expected_sections(root).items():
+        text = path.read_text() if path.is_file() else "".join(f"<!-- {n}:start -->\n<!-- {n}:end -->\n"
+                                                                for n in sections)  # fmt: skip
+        for name, body in sections.items():
+            text = _replace(text, name, body, path)
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def sections_in(path: Path) -> dict[str, str]:
+    """The generated sections found in a file: {marker name: text between the markers, stripped}."""
+    return {m.group("name"): m.group(0).split("\n", 1)[1].rsplit("<!--", 1)[0].strip()
+            for m in _MARK.finditer(path.read_text())}  # fmt: skip
