@@ -607,3 +607,30 @@ def conclusion_md(rows: list[dict[str, Any]], unit: str = "points", scale: float
             f"(SE {scale * c['se']:.2f}, seeds {c['n_a']} / {c['n_b']}){op}: {_VERDICT_WORDS[c['verdict']]}."
         )
     return "**What this shows.** " + (intro + "\n\n" if intro else "\n\n") + "\n".join(lines)
+
+
+def ablation_conclusion_md(result: dict[str, Any] | Path) -> str:
+    """ "What this shows" for the lambda sweep (ablation.json or eff_ablation.json): per task, the chosen lambda with
+    its validation metric gain and PSNR cost against separate, and the paper's lambda beside it."""
+    r = _load(result)
+    tasks = {t: r[t] for t in ("A", "B") if t in r} or {"EfficientNet-Lite0": r}
+    lines = []
+    for task, d in tasks.items():
+        pts = {float(q["lam"]): q for q in d["points"]}
+        sep = pts[0.0]
+
+        metric = {"top1": "top-1", "miou": "mean IoU"}.get(d.get("metric", ""), d.get("metric", "metric"))
+
+        def gain(lam: float, sep: dict[str, Any] = sep, pts: dict[float, Any] = pts, metric: str = metric) -> str:
+            q = pts[lam]
+            return (f"{100 * (q['metric_mean'] - sep['metric_mean']):+.1f} points of validation {metric}, "
+                    f"{q['psnr_mean'] - sep['psnr_mean']:+.2f} dB PSNR")  # fmt: skip
+
+        chosen = d["chosen"]["lam"]
+        paper = float(d["paper_lam"])
+        first = (f"lambda {chosen:g} was chosen by the rule ({gain(chosen)} against separate)" if chosen is not None
+                 else "no lambda passed the rule (every one cost more PSNR than its tolerance)")  # fmt: skip
+        paper_txt = f"; the paper's {paper:g}: {gain(paper)}" if paper in pts else ""
+        lines.append(f"- {task}: {first}{paper_txt}.")
+    rule = d["chosen"]["rule"]
+    return "**What this shows.** The rule: " + rule + ".\n\n" + "\n".join(lines)
