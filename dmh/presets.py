@@ -93,6 +93,8 @@ class Preset:
             classifier's input size), several seeded draws.
         unseen_classifier: the builder in `dmh.tasks` of classifier C (kept weights), which scores every row of Table
             2 beside A without any denoiser ever being fine-tuned through it (None: no such column).
+        real_tiles, real_draws: 07's rows on real photos (`dmh.study.real_photo_rows`): the first `real_tiles` tiles
+            of the TEST photos and ImageNet-20 (None: all 118), `real_draws` noise draws each.
         threads: torch threads (0: torch's default).
         workers: fine-tunes of the lambda sweep trained at once, each in its own process on one thread
             (`dmh.runs.train_many`; 1: one after the other in the notebook's process).
@@ -140,6 +142,8 @@ class Preset:
     imagenet_draws: int = 3
     imagenet_size: int = 224
     unseen_classifier: str | None = "fashion_item_resnet"
+    real_tiles: int | None = None
+    real_draws: int = 2
     threads: int = 0
     workers: int = 2
     kept_finetunes: bool = True
@@ -216,6 +220,8 @@ PRESETS: dict[str, Preset] = {
         imagenet_sigmas=(50.0,),
         imagenet_draws=1,
         imagenet_size=64,
+        real_tiles=8,
+        real_draws=1,
     ),
     # The authors' settings, taken from dmh.paper.PAPER (the one place they are written down). At this scale the study
     # runs on ImageNet / VOC2012 / Kodak24 through `dmh.ddp` under torchrun (docs/PAPER_SCALE.md); the notebooks'

@@ -354,20 +354,23 @@ def texture_table(
     return result
 
 
-def real_photo_rows(denoisers: dict[str, list[nn.Module]], p: Preset, out: Path, draws: int = 2) -> dict[str, Any]:
+def real_photo_rows(denoisers: dict[str, list[nn.Module]], p: Preset, out: Path) -> dict[str, Any]:
     """07's fine-tuned rows on real photos, with error bars over training seeds: every tile (`dmh.evalsets.
-    photo_tiles`, at EfficientNet-Lite0's input side) of the TEST photos and ImageNet-20, noisy at `p.eff_val_sigma`
-    with `draws` seeded noise draws; per row and seed, the agreement of EfficientNet-Lite0's top-1 on the denoised
-    tile with its top-1 on the clean tile, and the same through EfficientNet-Lite2, which no denoiser was trained
-    through. `denoisers`: {row: [one denoiser per seed]} (and the noisy input as a row of its own). Written to
-    out/real_photos.json: {"sigma", "draws", "n", "rows": {row: {"lite0": [per seed], "lite2": [...], "psnr":
-    [...], "lite0_draws": [per draw, mean over seeds], "lite2_draws": [...]}}}."""
+    photo_tiles`, 224 x 224) of the TEST photos and ImageNet-20 (the first `p.real_tiles`), noisy at
+    `p.eff_val_sigma` with `p.real_draws` seeded noise draws; per row and seed, the agreement of
+    EfficientNet-Lite0's top-1 on the denoised tile with its top-1 on the clean tile, and the same through
+    EfficientNet-Lite2, which no denoiser was trained through. `denoisers`: {row: [one denoiser per seed]} (and the
+    noisy input as a row of its own). Written to out/real_photos.json: {"sigma", "draws", "n", "rows": {row:
+    {"lite0": [per seed], "lite2": [...], "psnr": [...], "lite0_draws": [per draw, mean over seeds],
+    "lite2_draws": [...]}}}."""
     check_scale(p)
     from dmh.evalsets import photo_tiles
     from dmh.tasks import efficientnet_lite0, efficientnet_lite2
 
     side = p.eff_size
     x, where = photo_tiles(224)  # the classifiers resize to their side inside their wrappers
+    x, where = x[: p.real_tiles], where[: p.real_tiles]
+    draws = p.real_draws
     nets = {"lite0": efficientnet_lite0(size=side), "lite2": efficientnet_lite2(size=None if side == 224 else side)}
     with torch.inference_mode():
         clean_top = {k: torch.cat([n(x[i : i + 16]).argmax(1) for i in range(0, len(x), 16)]) for k, n in nets.items()}
