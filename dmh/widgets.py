@@ -1,5 +1,6 @@
-"""The JupyterLab explorer: move a noise slider, pick a denoiser (a lambda of the ablation), a task and an image,
-and see noisy / denoised / clean side by side with their PSNR and the frozen task network's prediction on each.
+"""The JupyterLab explorer: move a noise slider, pick a denoiser (a lambda of the ablation) and a second one to
+compare it with, a task and an image, and see noisy / denoised / compared / clean side by side with their PSNR and
+the frozen task network's prediction on each; fine-tune a new denoiser at any lambda from the explorer itself.
 
 Split the computervision-recipes way: `Explorer.compute` is the plain callback (tensors in, a dict out, no widgets),
 `explorer_figure` draws its result, and `_create_ui / update / show` wire them to ipywidgets. Everything but `show`
@@ -13,7 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +28,14 @@ from dmh.noise import add_noise, check_sigma
 from dmh.tasks import TaskNet
 from dmh.viz import label_legend, new_figure, show_image, show_labels
 
-__all__ = ["ExplorerTask", "Explorer", "explorer_figure", "zoom_gallery"]
+__all__ = ["ExplorerTask", "Explorer", "Finetuner", "NONE", "explorer_figure", "zoom_gallery"]
 
-#: The three inputs the explorer compares, in display order.
-INPUTS = ("noisy", "denoised", "clean")
+#: The inputs the explorer compares, in display order ("compared" only when a second denoiser is chosen).
+INPUTS = ("noisy", "denoised", "compared", "clean")
+#: The compare dropdown's "no second denoiser" entry.
+NONE = "(none)"
+#: A fine-tuning callback: (task, lam, steps or None, seed) -> (label, the fine-tuned denoiser in eval mode).
+Finetuner = Callable[[str, float, "int | None", int], tuple[str, nn.Module]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,6 +111,11 @@ class Explorer:
         seed: seeds the noise (>= 0): the same (seed, image index) always gives the same noise pattern, scaled by sigma.
         sigma: the slider's initial value (0-255 scale).
         dpi: resolution of the figure drawn into the Output (lower is faster).
+        denoiser, compare: the denoiser shown first and the one beside it (labels of `denoisers`; default: the first,
+            and none).
+        finetuner: fine-tunes a new denoiser (task, lam, steps, seed) -> (label, net); with it the explorer offers
+            a lambda, steps, seed and a "fine-tune" button (`finetune`).
+        steps: the fine-tune's default number of steps.
 
     Use `compute(...)` for numbers, `explorer_figure(compute(...))` for a figure, and `show()` in a notebook.
     """
@@ -118,6 +128,10 @@ class Explorer:
         seed: int = 0,
         sigma: int = 30,
         dpi: int = 80,
+        denoiser: str | None = None,
+        compare: str | None = None,
+        finetuner: Finetuner | None = None,
+        steps: int = 600,
     ) -> None:
         if not denoisers:
             raise ValueError("Explorer needs at least one denoiser")
@@ -136,6 +150,13 @@ class Explorer:
         self.seed = int(seed)
         self.initial_sigma = int(check_sigma(sigma))
         self.dpi = dpi
+        for label in (denoiser, compare):
+            if label is not None and label not in self.denoisers:
+                raise ValueError(f"unknown denoiser {label!r}; choose one of {list(self.denoisers)}")
+        self.initial_denoiser = denoiser or next(iter(self.denoisers))
+        self.initial_compare = compare
+        self.finetuner = finetuner
+        self.default_steps = int(steps)
         self.last_error: str | None = None
         self._ui: Any = None
         self._quiet = False  # set while the UI reconfigures itself, so one user action draws once
@@ -149,20 +170,23 @@ class Explorer:
         return noise_generator(self.seed, 0, index)
 
     @torch.no_grad()
-    def compute(self, sigma: float, denoiser: str, task: str, index: int) -> dict[str, Any]:
-        """Noise one image, denoise it, and run the task network on noisy, denoised and clean.
+    def compute(self, sigma: float, denoiser: str, task: str, index: int, compare: str | None = None) -> dict[str, Any]:
+        """Noise one image, denoise it (with `denoiser`, and with `compare` beside it), and run the task network on
+        noisy, denoised (compared) and clean.
 
         Args:
             sigma: noise level on 0-255 (0: the noisy image is the clean one).
             denoiser: a key of `denoisers`.
             task: a key of `tasks`.
             index: the image's index in that task's images.
+            compare: a second key of `denoisers` run on the same noisy pixels (None or `NONE`: no second one).
 
         Returns:
-            {"sigma", "denoiser", "task", "index", "kind", "class_names",
-             "noisy", "denoised", "clean": (C, H, W) tensors (noisy and denoised not clipped),
-             "psnr": {"noisy": dB, "denoised": dB} against clean (8-bit, `dmh.metrics.psnr`; inf when identical),
-             "prediction": {"noisy" | "denoised" | "clean": ...},
+            {"sigma", "denoiser", "compare", "task", "index", "kind", "class_names", "inputs" (the panels, in order),
+             "noisy", "denoised", ("compared",) "clean": (C, H, W) tensors (noisy and denoised not clipped),
+             "psnr": {"noisy": dB, "denoised": dB, ("compared": dB)} against clean (8-bit, `dmh.metrics.psnr`;
+             inf when identical),
+             "prediction": {"noisy" | "denoised" | "compared" | "clean": ...},
              "truth": the true class name (classification) or the (H, W) label map (segmentation)}.
             A classification prediction is {"class": name, "index": k, "prob": its softmax probability,
             "true_prob": the true class's probability}; a segmentation one is {"labels": (H, W) map,
@@ -173,24 +197,35 @@ class Explorer:
                 denoiser whose channel count does not fit the task's images.
         """
         s = float(check_sigma(sigma))
-        if denoiser not in self.denoisers:
-            raise ValueError(f"unknown denoiser {denoiser!r}; choose one of {list(self.denoisers)}")
+        compare = None if compare == NONE else compare
+        for label in (denoiser, compare):
+            if label is not None and label not in self.denoisers:
+                raise ValueError(f"unknown denoiser {label!r}; choose one of {list(self.denoisers)}")
         if task not in self.tasks:
             raise ValueError(f"unknown task {task!r}; choose one of {list(self.tasks)}")
         t = self.tasks[task]
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(t):
             raise ValueError(f"index must be an integer in [0, {len(t) - 1}] for task {task!r}, got {index!r}")
         index = int(index)
-        net = self.denoisers[denoiser]
         clean = t.images[index][None].float()  # (1, C, H, W)
-        want = getattr(net, "in_channels", clean.shape[1])
-        if want != clean.shape[1]:
-            raise ValueError(
-                f"denoiser {denoiser!r} takes {want}-channel images but task {task!r} has {clean.shape[1]}-channel ones"
-            )
+        for label in (denoiser, compare):
+            want = getattr(self.denoisers[label], "in_channels", clean.shape[1]) if label else clean.shape[1]
+            if want != clean.shape[1]:
+                have = clean.shape[1]
+                raise ValueError(
+                    f"denoiser {label!r} takes {want}-channel images but task {task!r} has {have}-channel ones"
+                )
         noisy = add_noise(clean, s, self.noise_generator(index)) if s > 0 else clean.clone()
-        denoised = net.eval()(noisy.to(_device(net))).float().cpu()
-        trio = {"noisy": noisy[0], "denoised": denoised[0], "clean": clean[0]}
+
+        def run(label: str) -> Tensor:
+            net = self.denoisers[label]
+            return net.eval()(noisy.to(_device(net))).float().cpu()
+
+        inputs = [n for n in INPUTS if n != "compared" or compare is not None]
+        images = {"noisy": noisy, "denoised": run(denoiser), "clean": clean}
+        if compare is not None:
+            images["compared"] = run(compare)
+        trio = {n: images[n][0] for n in inputs}
 
         tnet = t.task_net.eval()
         logits = tnet(torch.stack(list(trio.values())).to(_device(tnet))).float().cpu()  # (3, K) or (3, K, H, W)
@@ -199,7 +234,7 @@ class Explorer:
         if t.kind == "classification":
             y = int(t.labels[index])
             prob = logits.softmax(1)
-            for k, name in enumerate(INPUTS):
+            for k, name in enumerate(inputs):
                 top = int(prob[k].argmax())
                 pred[name] = {
                     "class": names[top],
@@ -210,19 +245,21 @@ class Explorer:
             truth: Any = names[y]
         else:
             truth = t.labels[index].long().cpu()
-            for k, name in enumerate(INPUTS):
+            for k, name in enumerate(inputs):
                 lab = logits[k].argmax(0)
                 miou = ConfusionMatrix(tnet.num_classes).update(lab, truth).mean_iou()
                 pred[name] = {"labels": lab, "miou": miou}
         return {
             "sigma": s,
             "denoiser": denoiser,
+            "compare": compare,
             "task": task,
             "index": index,
             "kind": t.kind,
             "class_names": names,
+            "inputs": inputs,
             **trio,
-            "psnr": {"noisy": psnr(noisy, clean), "denoised": psnr(denoised, clean)},
+            "psnr": {n: psnr(images[n], clean) for n in inputs if n != "clean"},
             "prediction": pred,
             "truth": truth,
         }
@@ -238,20 +275,71 @@ class Explorer:
             value=min(100, self.initial_sigma - self.initial_sigma % 5), min=0, max=100, step=5,
             description="sigma", continuous_update=False, style=style,
         )  # fmt: skip
-        self.w_denoiser = w.Dropdown(options=list(self.denoisers), description="lambda", style=style)
+        self.w_denoiser = w.Dropdown(options=list(self.denoisers), value=self.initial_denoiser, description="lambda",
+                                     style=style)  # fmt: skip
+        self.w_compare = w.Dropdown(options=[NONE, *self.denoisers], value=self.initial_compare or NONE,
+                                    description="vs", style=style)  # fmt: skip
         self.w_task = w.Dropdown(options=list(self.tasks), value=first, description="task", style=style)
         self.w_index = w.IntSlider(
             value=0, min=0, max=len(self.tasks[first]) - 1, description="image", continuous_update=False, style=style
         )
         self.w_output = w.Output()
         self.w_info = w.HTML(layout=w.Layout(margin="0 0 0 8px"))  # the PSNR line, as text (read by the browser test)
-        for widget in (self.w_sigma, self.w_denoiser, self.w_index):
+        for widget in (self.w_sigma, self.w_denoiser, self.w_compare, self.w_index):
             widget.observe(self.update, names="value")
         self.w_task.observe(self._on_task, names="value")
-        self._ui = w.VBox(
-            [w.HBox([self.w_sigma, self.w_denoiser]), w.HBox([self.w_task, self.w_index]), self.w_info, self.w_output]
-        )
+        rows = [w.HBox([self.w_sigma, self.w_denoiser, self.w_compare]), w.HBox([self.w_task, self.w_index])]
+        if self.finetuner is not None:
+            self.w_lam = w.FloatLogSlider(value=0.01, base=10, min=-4, max=0, step=0.25, description="new λ",
+                                          continuous_update=False, style=style)  # fmt: skip
+            self.w_steps = w.BoundedIntText(value=self.default_steps, min=1, max=100_000, description="steps",
+                                            style=style, layout=w.Layout(width="160px"))  # fmt: skip
+            self.w_seed = w.BoundedIntText(value=0, min=0, max=10_000, description="seed", style=style,
+                                           layout=w.Layout(width="140px"))  # fmt: skip
+            self.w_button = w.Button(description="fine-tune", button_style="primary",
+                                     tooltip="fine-tune the grey base through this task at this lambda")  # fmt: skip
+            self.w_train = w.Output()
+            self.w_button.on_click(self._on_finetune)
+            rows.append(w.HBox([self.w_lam, self.w_steps, self.w_seed, self.w_button]))
+            rows.append(self.w_train)
+        self._ui = w.VBox([*rows, self.w_info, self.w_output])
         return self._ui
+
+    # -------------------------------------------------------------------------------------------- live fine-tune
+    def finetune(self, lam: float, steps: int | None = None, seed: int = 0, task: str | None = None) -> str:
+        """Fine-tune a new denoiser through `task`'s network (default: the current one) at `lam` with the
+        explorer's `finetuner` (the notebooks' `Run` spec and cache: a second call with the same inputs loads the
+        first one's result), add it to the denoisers and the dropdowns, and select it. Interrupt the kernel to stop
+        it (it resumes from its last checkpoint). Returns its label."""
+        if self.finetuner is None:
+            raise ValueError("this explorer has no finetuner: build it with Explorer(..., finetuner=...)")
+        if task is None:
+            task = self.w_task.value if self._ui is not None else next(iter(self.tasks))
+        if task not in self.tasks:
+            raise ValueError(f"unknown task {task!r}; choose one of {list(self.tasks)}")
+        label, net = self.finetuner(task, float(lam), steps, int(seed))
+        self.denoisers[label] = net
+        if self._ui is not None:
+            self._quiet = True
+            try:
+                self.w_denoiser.options = list(self.denoisers)
+                self.w_compare.options = [NONE, *self.denoisers]
+            finally:
+                self._quiet = False
+            self.w_denoiser.value = label  # draws
+        return label
+
+    def _on_finetune(self, button: Any = None) -> None:
+        self.w_button.disabled = True
+        try:
+            with self.w_train:
+                self.w_train.clear_output()
+                label = self.finetune(self.w_lam.value, self.w_steps.value, self.w_seed.value)
+                print(f"added: {label}")
+        except ValueError as e:
+            self.w_info.value = f"<b>refused:</b> {html.escape(str(e))}"
+        finally:
+            self.w_button.disabled = False
 
     @property
     def ui(self) -> Any:
@@ -282,17 +370,20 @@ class Explorer:
             return None
         self.ui  # noqa: B018 (builds the widgets when update is called first)
         try:
-            res = self.compute(self.w_sigma.value, self.w_denoiser.value, self.w_task.value, self.w_index.value)
+            res = self.compute(self.w_sigma.value, self.w_denoiser.value, self.w_task.value, self.w_index.value,
+                               self.w_compare.value)  # fmt: skip
         except ValueError as e:
             self.last_error = str(e)
             self.w_info.value = f"<b>refused:</b> {html.escape(str(e))}"
             self.w_output.outputs = ({"output_type": "stream", "name": "stderr", "text": f"{e}\n"},)
             return None
         self.last_error = None
+        vs = (f"; vs {html.escape(str(res['compare']))}: {_fmt_psnr(res['psnr']['compared'])}"
+              if res["compare"] is not None else "")  # fmt: skip
         self.w_info.value = (
             f"<span class='dmh-psnr'>{html.escape(res['task'])} #{res['index']}, sigma {res['sigma']:g}, "
             f"{html.escape(str(self.w_denoiser.value))}: PSNR noisy {_fmt_psnr(res['psnr']['noisy'])} -> denoised "
-            f"{_fmt_psnr(res['psnr']['denoised'])}</span>"
+            f"{_fmt_psnr(res['psnr']['denoised'])}{vs}</span>"
         )
         fig = explorer_figure(res)
         buf = io.BytesIO()
@@ -321,13 +412,15 @@ class Explorer:
 
 
 def explorer_figure(result: Mapping[str, Any], *, panel_width: float = 2.4) -> Figure:
-    """Draw a `compute` result: noisy / denoised / clean with PSNR in the titles and the task's prediction under each;
-    for segmentation a second row of the predicted label maps (mean IoU in the titles) and the true map."""
+    """Draw a `compute` result: noisy / denoised / (compared /) clean with PSNR in the titles and the task's
+    prediction under each; for segmentation a second row of the predicted label maps (mean IoU in the titles) and the
+    true map."""
     seg = result["kind"] == "segmentation"
     names = result["class_names"]
     pred = result["prediction"]
+    inputs = result.get("inputs", ["noisy", "denoised", "clean"])
     _, h, w = result["clean"].shape
-    ncol, nrow = (4, 2) if seg else (3, 1)
+    ncol, nrow = (len(inputs) + 1, 2) if seg else (len(inputs), 1)
     # A fixed layout in inches (constrained layout would cost about 0.1 s per redraw): panels of pw x ph, room
     # above for the suptitle and the two-line titles, below for the predicted class, between rows for map titles.
     pw, ph = panel_width, panel_width * h / w
@@ -344,10 +437,12 @@ def explorer_figure(result: Mapping[str, Any], *, panel_width: float = 2.4) -> F
     )  # fmt: skip
     titles = {
         "noisy": f"noisy, σ = {result['sigma']:g}\n{_fmt_psnr(result['psnr']['noisy'])}",
-        "denoised": f"denoised ({result['denoiser']})\n{_fmt_psnr(result['psnr']['denoised'])}",
+        "denoised": f"{result['denoiser']}\n{_fmt_psnr(result['psnr']['denoised'])}",
         "clean": "clean\n",
     }
-    for j, name in enumerate(INPUTS):
+    if "compared" in inputs:
+        titles["compared"] = f"{result['compare']}\n{_fmt_psnr(result['psnr']['compared'])}"
+    for j, name in enumerate(inputs):
         ax = axes[0, j]
         show_image(ax, result[name], title=titles[name])
         p = pred[name]
@@ -357,13 +452,14 @@ def explorer_figure(result: Mapping[str, Any], *, panel_width: float = 2.4) -> F
             ok = p["class"] == result["truth"]
             ax.set_xlabel(f"{p['class']} ({p['prob']:.2f})", color="tab:green" if ok else "tab:red", fontsize=10)
     if seg:
-        show_labels(axes[1, 3], result["truth"], len(names), title="true labels")
-        axes[0, 3].axis("off")
+        last = len(inputs)
+        show_labels(axes[1, last], result["truth"], len(names), title="true labels")
+        axes[0, last].axis("off")
         present = sorted(set(torch.unique(result["truth"]).tolist()).union(
-            *(torch.unique(pred[n]["labels"]).tolist() for n in INPUTS)
+            *(torch.unique(pred[n]["labels"]).tolist() for n in inputs)
         ))  # fmt: skip
         handles = label_legend(names)
-        axes[0, 3].legend(handles=[handles[k] for k in present], loc="center", fontsize=8, frameon=False)
+        axes[0, last].legend(handles=[handles[k] for k in present], loc="center", fontsize=8, frameon=False)
         fig.suptitle(f"{result['task']}, image {result['index']}", fontsize=11, y=1 - 0.08 / fh, va="top")
     else:
         title = f"{result['task']}, image {result['index']}: true class {result['truth']}"

@@ -173,24 +173,37 @@ def test_explorer_renders_and_reacts_in_a_real_browser(lab, browser):
     src1 = _wait(browser, lambda d: (s := image(d).get_attribute("src")) != src0 and s, timeout=15)
     sigma_seconds = time.time() - t0
 
-    # the denoiser (lambda) and the task dropdowns
+    # the denoiser (lambda), the one compared with it, and the task dropdowns
     selects = browser.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")
-    assert len(selects) == 3  # the explorer's lambda and task, then the gallery of 07's zoom-ins (photo)
+    assert len(selects) == 4  # the explorer's lambda, vs and task, then the gallery of 07's zoom-ins (photo)
     lam = Select(selects[0])
     assert len(lam.options) >= 2
     lam_label = lam.options[1].text
     lam.select_by_index(1)
     third = _wait(browser, lambda d: (t := psnr_text(d)) and t != second and t, timeout=15)
     assert lam_label in third
-    task = Select(browser.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[1])
+    vs = Select(browser.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[1])
+    vs_label = vs.options[2].text
+    vs.select_by_index(2)
+    compared = _wait(browser, lambda d: (t := psnr_text(d)) and f"vs {vs_label}" in t and t, timeout=15)
+    task = Select(browser.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[2])
     task_label = task.options[1].text
     task.select_by_index(1)
-    fourth = _wait(browser, lambda d: (t := psnr_text(d)) and t != third and t, timeout=15)
+    fourth = _wait(browser, lambda d: (t := psnr_text(d)) and t != compared and t, timeout=15)
     assert fourth.split(" #")[0] == task_label
     _wait(browser, lambda d: image(d).get_attribute("src") not in (src0, src1), timeout=15)
 
+    # a live fine-tune: click the button, the new denoiser is added to the dropdown and shown (smoke size: seconds)
+    n_before = len(Select(browser.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[0]).options)
+    button = next(b for b in browser.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == "fine-tune")
+    button.click()
+    _wait(browser, lambda d: len(Select(d.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[0]).options)
+          > n_before, timeout=120)  # fmt: skip
+    tuned = _wait(browser, lambda d: (t := psnr_text(d)) and "lambda=0.01" in t and t, timeout=30)
+    assert f"through {task_label}" in tuned
+
     # 07's texture zoom-ins: another photo, another picture
-    gallery = Select(browser.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[2])
+    gallery = Select(browser.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[3])
     assert len(gallery.options) == 5  # the five TEST photos
     zoom = lambda d: d.find_element(By.CSS_SELECTOR, ".widget-image").get_attribute("src")  # noqa: E731
     z0 = _wait(browser, zoom)

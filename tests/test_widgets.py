@@ -174,7 +174,7 @@ def test_task_change_resizes_the_index_slider_and_draws_once(explorer, monkeypat
     monkeypatch.setattr(explorer, "compute", lambda *a: calls.append(a) or compute(*a))
     explorer.w_task.value = "seg"  # 3 images: the index is clamped to 2
     assert explorer.w_index.max == 2 and explorer.w_index.value == 2
-    assert calls == [(30, "lambda=0", "seg", 2)]
+    assert calls == [(30, "lambda=0", "seg", 2, "(none)")]
     assert _png(explorer).startswith(PNG)
 
 
@@ -252,3 +252,49 @@ def test_zoom_gallery_switches_the_picture(tmp_path):
     assert list(pick.options) == ["kodim23", "monarch"] and bytes(image.value).endswith(b"a")
     pick.value = "monarch"
     assert bytes(image.value).endswith(b"b")
+
+
+# ------------------------------------------------------------------------------- compare and live fine-tune
+def test_compare_runs_a_second_denoiser_on_the_same_noisy_pixels(explorer):
+    both = explorer.compute(40, "lambda=0", "cls", 1, compare="none")
+    alone = explorer.compute(40, "none", "cls", 1)
+    assert both["inputs"] == ["noisy", "denoised", "compared", "clean"]
+    assert both["psnr"]["compared"] == alone["psnr"]["denoised"] and torch.equal(both["compared"], alone["denoised"])
+    assert both["prediction"]["compared"] == alone["prediction"]["denoised"]
+    assert explorer.compute(40, "lambda=0", "cls", 1, compare="(none)")["inputs"] == ["noisy", "denoised", "clean"]
+    seg = explorer.compute(40, "lambda=0", "seg", 0, compare="none")
+    fig = explorer_figure(seg)
+    assert len(fig.axes) == 10  # 5 columns: noisy, denoised, compared, clean, legend / true labels
+    assert len(explorer_figure(both).axes) == 4
+    with pytest.raises(ValueError, match="unknown denoiser"):
+        explorer.compute(40, "lambda=0", "cls", 1, compare="nope")
+
+
+def test_compare_dropdown_redraws_with_both_psnrs(explorer):
+    explorer.update()
+    explorer.w_compare.value = "none"
+    assert "vs none:" in explorer.w_info.value and _png(explorer).startswith(PNG)
+    explorer.w_compare.value = "(none)"
+    assert "vs " not in explorer.w_info.value
+
+
+def test_finetune_adds_the_new_denoiser_and_selects_it():
+    calls = []
+
+    def finetuner(task, lam, steps, seed):
+        calls.append((task, lam, steps, seed))
+        torch.manual_seed(seed)
+        return f"through {task}, lambda={lam:g}, seed {seed}", DenoiseNet(in_channels=1, width=0.125)
+
+    ex = Explorer({"lambda=0": DenoiseNet(in_channels=1, width=0.125)}, {"cls": _cls_task()}, finetuner=finetuner,
+                  steps=5, compare="lambda=0")  # fmt: skip
+    ex.update()
+    assert ex.w_steps.value == 5 and ex.w_button.description == "fine-tune"
+    ex.w_lam.value = 0.05
+    ex.w_button.click()  # as a user does; the fine-tune runs in the kernel
+    label = "through cls, lambda=0.05, seed 0"
+    assert calls == [("cls", pytest.approx(0.05), 5, 0)] and ex.w_denoiser.value == label
+    assert label in ex.w_compare.options and label in ex.w_info.value and ex.last_error is None
+    assert ex.finetune(0.2, steps=3, seed=1) == "through cls, lambda=0.2, seed 1" and len(ex.denoisers) == 3
+    with pytest.raises(ValueError, match="no finetuner"):
+        Explorer({"a": nn.Identity()}, {"cls": _cls_task()}).finetune(0.1)
