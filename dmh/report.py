@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "Rendered",
+    "markdown",
     "markdown_table",
     "table1_md",
     "task_table_md",
@@ -24,6 +26,25 @@ __all__ = [
     "claims4_md",
     "write_report",
 ]
+
+
+class Rendered:
+    """A markdown table (or any markdown) that JupyterLab renders as a table while its plain text, what nbval checks
+    and what a headless run keeps, is the markdown source itself. Make it a cell's last expression."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def markdown(*parts: str) -> Rendered:
+    """`Rendered` of the parts, separated by blank lines."""
+    return Rendered("\n\n".join(p for p in parts if p))
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -101,11 +122,14 @@ def task_table_md(result: dict[str, Any] | Path, subset: bool = False, unseen: b
     return head + "\n\n" + markdown_table(["row", *[f"sigma {s}" for s in sigmas]], rows)
 
 
-def cross_task_md(table2: dict[str, Any] | Path, table3: dict[str, Any] | Path) -> str:
-    """Transfer both ways beside each task's own separate and joint rows, averaged over sigma (means over seeds)."""
+def cross_task_md(
+    table2: dict[str, Any] | Path, table3: dict[str, Any] | Path, sigmas: list[float] | None = None
+) -> str:
+    """Transfer both ways beside each task's own separate and joint rows, averaged over sigma (or over `sigmas`;
+    means over seeds)."""
     rows = []
     for r in (_load(table2), _load(table3)):
-        sig = list(r["rows"]["noisy"])
+        sig = [s for s in r["rows"]["noisy"] if sigmas is None or float(s) in {float(v) for v in sigmas}]
         mean = {k: sum(v[s]["metric"] for s in sig) / len(sig) for k, v in r["rows"].items() if "metric" in v[sig[0]]}
         task = "A (classifier, top-1 %)" if r["task"] == "A" else "B (segmenter, mean IoU %)"
         keys = [k for k in ("noisy", "separate", "joint (paper)", "joint (chosen)", "cross-task") if k in mean]

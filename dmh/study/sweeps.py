@@ -166,20 +166,21 @@ def colour_ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = Tru
     return result
 
 
-def colour_row_lams(p: Preset, ablation: dict[str, Any]) -> dict[str, float]:
-    """{row: lam} of 07's fine-tuned rows: separate 0, joint (paper) `p.eff_lam`, joint (chosen) the lambda of
-    `colour_ablation` (the paper's when none was chosen)."""
-    chosen = ablation["chosen"]["lam"]
+def colour_row_lams(p: Preset, ablation: dict[str, Any], lam: float | None = None) -> dict[str, float]:
+    """{row: lam} of 07's fine-tuned rows: separate 0, joint (paper) `p.eff_lam`, joint (chosen) `lam` when given
+    (a notebook's knob), else the lambda of `colour_ablation` (the paper's when none was chosen)."""
+    chosen = ablation["chosen"]["lam"] if lam is None else float(lam)
     return {"separate": 0.0, "joint (paper)": p.eff_lam, "joint (chosen)": p.eff_lam if chosen is None else chosen}
 
 
 def colour_rows(
-    base: DenoiseNet, p: Preset, out: Path, ablation: dict[str, Any], progress: bool = True
+    base: DenoiseNet, p: Preset, out: Path, ablation: dict[str, Any], progress: bool = True, lam: float | None = None
 ) -> tuple[dict[str, list[DenoiseNet]], dict[str, float]]:
     """07's fine-tuned rows, one denoiser per seed of `p.seeds`: "separate" (lam 0), "joint (paper)" (`p.eff_lam`)
     and "joint (chosen)" (the lambda `colour_ablation` chose on validation crops; the paper's when none was within the
-    PSNR tolerance). Missing runs are trained (`p.workers` at a time). Returns ({row: [nets]}, {row: lam})."""
-    lams = colour_row_lams(p, ablation)
+    PSNR tolerance; `lam` when given). Missing runs are trained (`p.workers` at a time). Returns ({row: [nets]},
+    {row: lam})."""
+    lams = colour_row_lams(p, ablation, lam)
     specs = colour_row_runs(p, lams)
     runs.train_many(specs, base, out, workers=p.workers, progress=progress, kept=p.kept_finetunes)
     rows = {row: [colour_finetune(base, lam, p, out, sd)[0] for sd in p.seeds] for row, lam in lams.items()}

@@ -262,11 +262,12 @@ def pretrained_summary() -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
-def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] = NOISE_SIGMAS) -> dict[str, Any]:
+def task_noise_table(p: Preset, out: Path, sigmas: tuple[float, ...] | list[float] | None = None) -> dict[str, Any]:
     """The "noisy input" row of every frozen network: A (top-1, Fashion-MNIST test), B (mean IoU, test scenes),
     EfficientNet-Lite0 (top-1 on ImageNet-20 at `p.imagenet_size`, mean and std over `p.imagenet_draws` seeded
-    draws) at each sigma. Written to out/task_noise.json."""
+    draws) at each sigma (0-255; None: `NOISE_SIGMAS`). Written to out/task_noise.json."""
     check_scale(p)
+    sigmas = NOISE_SIGMAS if sigmas is None else tuple(float(s) for s in sigmas)
     from dmh.evaluate import noise_degradation
     from dmh.tasks import efficientnet_lite0
 

@@ -52,10 +52,13 @@ UNSEEN_CLAIMS = (
 )
 
 
-def table_claims(t: dict[str, Any]) -> list[dict[str, Any]]:
+def table_claims(t: dict[str, Any], sigmas: list[float] | None = None) -> list[dict[str, Any]]:
     """The verdicts of `CLAIMS` (and `UNSEEN_CLAIMS` when the table has classifier C's column) on one table
-    (table2.json or table3.json), each with the rows' input PSNR difference (dB, mean over sigma) beside it."""
-    sig = list(t["rows"]["noisy"])
+    (table2.json or table3.json), over its sigmas (or those of `sigmas`), each with the rows' input PSNR difference
+    (dB, mean over sigma) beside it."""
+    sig = [s for s in t["rows"]["noisy"] if sigmas is None or float(s) in {float(v) for v in sigmas}]
+    if not sig:
+        raise ValueError(f"none of the sigmas {sigmas} is a column of table {t['task']} ({list(t['rows']['noisy'])})")
 
     def row_summary(row: str, subset: bool, key: str = "metric") -> dict[str, Any]:
         key = f"{key}_subset" if subset else key
@@ -79,18 +82,18 @@ def table_claims(t: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def claims(out: Path) -> dict[str, Any]:
+def claims(out: Path, sigmas: list[float] | None = None) -> dict[str, Any]:
     """The verdicts on claims (2) and (3) from out/table2.json and out/table3.json, by the rule of `dmh.stats`: each
     row's metric averaged over the table's sigmas, per training seed; mean and standard error over the seeds; "held"
     beyond +2 SE, "did not hold" below -2 SE, else "within noise". With Table 2's column through classifier C, the
-    `UNSEEN_CLAIMS` too (task "C"). Written to out/claims.json."""
+    `UNSEEN_CLAIMS` too (task "C"). `sigmas`: only those columns (a notebook's knob). Written to out/claims.json."""
     found = []
     for name in ("table2.json", "table3.json"):
-        found += table_claims(read_json(require(out / name)))
+        found += table_claims(read_json(require(out / name)), sigmas)
     rule = (f"Metric averaged over sigma, per training seed; a difference counts when it exceeds {Z:g} standard "
             "errors over the seeds (sqrt(se_a^2 + se_b^2)); rows without training (noisy, CBM3D) have none; fewer than "
             "2 seeds: within noise. CBM3D comparisons on the CBM3D subset.")  # fmt: skip
-    result = {"rule": rule, "claims": found}
+    result = {"rule": rule, "claims": found, "sigmas": sigmas}
     write_json(out / "claims.json", result, default=float)
     return result
 
