@@ -38,7 +38,7 @@ from dmh.nets import DenoiseNet  # noqa: E402
 
 SECTIONS = ("env", "speed", "batch", "train", "quality", "memory", "profile", "compile")
 TARGET_RATIO = 20.0  # denoising at least 20x faster than CBM3D
-TARGET_UTIL = 0.6  # training step at >= 60% of the conv peak (width 1, batch 32, dmh.train's channels_last layout)
+TARGET_UTIL = 0.6  # training step at >= 60% of the conv peak (width 1, batch 32, dmh.training's channels_last layout)
 TARGET_MEM_MB = 2048.0  # peak memory of denoising a 4000 x 3000 image
 
 
@@ -361,7 +361,7 @@ def bench_train(sizes: Sizes) -> dict[str, Any]:
     res: dict[str, Any] = {"matmul_peak": peak, "conv_peak": cpeak, "threads": torch.get_num_threads(), "rows": []}
     p = sizes.train_patch
     b = sizes.train_batch
-    # (channels_last, batch, torch.compile): the default layout (before), dmh.train's channels_last (after), a
+    # (channels_last, batch, torch.compile): the default layout (before), dmh.training's channels_last (after), a
     # doubled batch and a compiled forward (tried, see RESULTS.md).
     variants = [(False, b, False), (True, b, False), (True, 2 * b, False), (True, b, True)]
     for width in (1.0, PRESETS["cpu"].colour_width):
@@ -405,7 +405,7 @@ def bench_train(sizes: Sizes) -> dict[str, Any]:
         f"Matmul peak: torch.mm {sizes.mm_n}^3 fp32, median {peak['gflops']:.1f} GFLOP/s "
         f"(best {peak['gflops_best']:.1f}). Conv peak: 3x3 conv {tuple(cpeak['shape'])} (batch, channels, side), "
         f"channels_last, median {cpeak['gflops']:.1f} GFLOP/s. FLOPs: convolutions only, 2 x MACs, training = 3 x "
-        "forward. dmh.train trains in channels_last when `TrainConfig.channels_last` is set (the released denoisers "
+        "forward. dmh.training trains in channels_last when `TrainConfig.channels_last` is set (the released denoisers "
         "and the study's denoisers); the doubled batch and torch.compile rows are what was tried beside it.\n\n"
         + table(
             [
@@ -728,7 +728,7 @@ def targets(results: dict[str, Any], quick: bool) -> str:
                 f"train step at width 1, batch {b}, of the conv peak measured in the same run",
                 f">= {TARGET_UTIL:.0%}",
                 f"{plain['utilisation_conv_peak']:.1%} (default layout)",
-                f"{cl['utilisation_conv_peak']:.1%} (channels_last, as dmh.train)",
+                f"{cl['utilisation_conv_peak']:.1%} (channels_last, as dmh.training)",
                 "yes" if cl["utilisation_conv_peak"] >= TARGET_UTIL else "no",
             ]
         )

@@ -21,8 +21,8 @@ _EXPORTS = {
     "denoisenet": "dmh.nets",
     "add_noise": "dmh.noise",
     "sample_sigma": "dmh.noise",
-    "TrainConfig": "dmh.train",
-    "train": "dmh.train",
+    "TrainConfig": "dmh.training",
+    "train": "dmh.training",
 }
 __all__ = sorted(_EXPORTS)
 

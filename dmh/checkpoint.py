@@ -1,7 +1,7 @@
 """Checkpoints: plain dicts of tensors and primitives, loadable with `torch.load(..., weights_only=True)`.
 
 A checkpoint holds `model` (state dict), `arch` (what rebuilds the model, e.g. DenoiseNet's in_channels and width),
-and, when written by `dmh.train.train`, `optimizer`, `scheduler`, `step`, `rng`, `config` and `history`. Files are
+and, when written by `dmh.training.train`, `optimizer`, `scheduler`, `step`, `rng`, `config` and `history`. Files are
 named `step_0001234.pt` and written atomically (temporary file, then rename), so a killed run never leaves a
 half-written checkpoint under that name; `write_json` writes the result and manifest files the same way.
 """

@@ -14,7 +14,7 @@ which crops, which noise) from the training generator, which all processes hold 
 slice; losses are normalised so that DDP's gradient average is the global batch's gradient (per-pixel segmentation
 loss: by the global count of labelled pixels); the denoiser's batch norm uses the statistics of the global batch
 (`torch.nn.SyncBatchNorm` on CUDA; on CPU, where SyncBatchNorm refuses to run, `GlobalBatchNorm2d` below does the
-same with gloo). Checkpoints come from `dmh.train.train` (only rank 0 writes; every rank reads on resume, so the
+same with gloo). Checkpoints come from `dmh.training.train` (only rank 0 writes; every rank reads on resume, so the
 output folder must be shared by all processes), and a restarted run continues from the last one.
 """
 
@@ -55,7 +55,7 @@ from dmh.paper import (
     voc_segmenter,
 )
 from dmh.steps import objective
-from dmh.train import train
+from dmh.training import train
 
 __all__ = ["Dist", "init_distributed", "GlobalBatchNorm2d", "sync_batchnorm", "GlobalBatches", "main"]
 

@@ -42,7 +42,7 @@ from dmh.metrics import psnr
 from dmh.nets import DenoiseNet
 from dmh.noise import add_noise, noise_generator
 from dmh.steps import StepFn, denoising_step
-from dmh.train import TrainConfig, train
+from dmh.training import TrainConfig, train
 
 __all__ = [
     "Recipe",
@@ -123,7 +123,7 @@ class Recipe:
 #: steps, width 0.5 about 17,000). Width 1 was still rising faster; its run stays in data/training/colour-blind-w1.
 #: Schedule: lr 1e-3 while the VAL curve rose; it was flat from step 19,000 to 24,900 (33.10 / 30.48 / 26.96 dB on
 #: the VAL crops at step 24,000, within 0.03 dB of step 19,000), so the rate drops to 1e-4 at step 25,000 (decided on
-#: 2026-12-02 as a milestone added on resume: `dmh.train` accepts milestones later than the checkpoint's step).
+#: 2026-12-02 as a milestone added on resume: `dmh.training` accepts milestones later than the checkpoint's step).
 _BLIND = Recipe(
     "colour-blind",
     width=0.5,

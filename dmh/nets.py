@@ -157,7 +157,7 @@ def denoisenet(
             an explicit value that differs is an error).
         weights: None (random init), a released name (`RELEASED`: "colour-blind", "colour-s15", "colour-s25",
             "colour-s50", "grey-blind"; sha256-checked against data/pretrained/manifest.json, metadata in
-            `weights_meta`), or the path of a checkpoint written by `dmh.train` / `dmh.checkpoint` (its recorded
+            `weights_meta`), or the path of a checkpoint written by `dmh.training` / `dmh.checkpoint` (its recorded
             architecture is used; paths are not sha256-checked, only the released names are).
 
     Returns the network in train mode, as torchvision's builders do: call `.eval()` before inference (`denoise`

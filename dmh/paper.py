@@ -35,7 +35,7 @@ from dmh.losses import IGNORE_INDEX
 from dmh.metrics import ConfusionMatrix, psnr
 from dmh.noise import add_noise
 from dmh.tasks import TaskNet
-from dmh.train import TrainConfig
+from dmh.training import TrainConfig
 
 __all__ = [
     "IMAGENET_MEAN",

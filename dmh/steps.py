@@ -3,7 +3,7 @@ frozen task network when lam > 0) and apply `JointLoss`.
 
     step = denoising_step(sample, (5, 55))                                   # the denoiser alone (lam = 0)
     step = joint_step(sample, task_net, lam=0.25, sigma=(5, 100))            # the cascade: MSE + lam * task loss
-    train(denoiser, step, TrainConfig(...))                                  # `dmh.train`: the one loop
+    train(denoiser, step, TrainConfig(...))                                  # `dmh.training`: the one loop
 
 `sample(g)` returns a clean batch (N, C, H, W) in [0, 1], or (clean, target) with the task's target (labels; None
 for the label-free target, which is the task network's prediction on the clean batch). `sigma` is on the 0-255

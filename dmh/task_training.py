@@ -24,7 +24,7 @@ from dmh.layout import SEEDS
 from dmh.metrics import ConfusionMatrix
 from dmh.provenance import git_commit
 from dmh.tasks import TaskNet, fashion_classifier, fashion_item_classifier, fashion_segmenter
-from dmh.train import TrainConfig, train
+from dmh.training import TrainConfig, train
 
 __all__ = [
     "CLASSIFIER_TRAIN",

@@ -466,7 +466,7 @@ def plot_history(
     """Training curves: one subplot per key, one line per run, step on x.
 
     Args:
-        histories: run name -> history rows (as `dmh.train.train` returns: {"step", "lr", "loss", ...}). Rows that
+        histories: run name -> history rows (as `dmh.training.train` returns: {"step", "lr", "loss", ...}). Rows that
             lack a key are skipped for that key (e.g. a validation metric logged once).
         keys: the logged values to plot.
         logy: logarithmic y axes.

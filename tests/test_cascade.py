@@ -9,7 +9,7 @@ from torch import nn
 from dmh.cascade import Cascade, freeze
 from dmh.losses import JointLoss
 from dmh.noise import add_noise
-from dmh.train import TrainConfig, train
+from dmh.training import TrainConfig, train
 
 
 def _state(net: nn.Module) -> dict[str, torch.Tensor]:

@@ -19,7 +19,7 @@ from dmh.checkpoint import (
     write_json,
 )
 from dmh.nets import denoisenet
-from dmh.train import TrainConfig, train
+from dmh.training import TrainConfig, train
 
 
 def _step(model, gen):

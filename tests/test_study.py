@@ -17,7 +17,7 @@ from dmh.nets import DenoiseNet
 from dmh.noise import add_noise
 from dmh.presets import PRESETS, get_preset
 from dmh.study import sweeps
-from dmh.train import TrainConfig
+from dmh.training import TrainConfig
 
 
 def test_presets_defined_once_and_overridable():

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dmh.checkpoint import last_checkpoint, load_checkpoint
-from dmh.train import TrainConfig, build_optimizer, train
+from dmh.training import TrainConfig, build_optimizer, train
 
 CFG = TrainConfig(max_steps=6, lr=1e-2, log_every=1, progress=False)
 

@@ -15,7 +15,7 @@ from dmh import DenoiseNet, JointLoss, TrainConfig, add_noise, cli, ddp, denoise
 from dmh.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from dmh.images import to_nchw
 from dmh.metrics import topk_accuracy
-from dmh.train import _prune
+from dmh.training import _prune
 
 
 # 1 ----------------------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from dmh.study.sweeps import *  # noqa: F403
 from dmh.study.tables import *  # noqa: F403
 from dmh.study.texture import *  # noqa: F403
 from dmh.study.verdicts import *  # noqa: F403
-from dmh.train import load_trained, train_once, training_minutes
+from dmh.training import load_trained, train_once, training_minutes
 
 __all__ = [
     "write_json", "colour_val_set", "imagenet20_at", "test_photo_names", "val_set", "zoom_box", "read_json",

@@ -17,7 +17,7 @@ from dmh.nets import DenoiseNet
 from dmh.presets import Preset, check_scale
 from dmh.steps import denoising_step
 from dmh.tasks import TaskNet
-from dmh.train import TrainConfig, load_trained, train_once
+from dmh.training import TrainConfig, load_trained, train_once
 
 __all__ = [
     "setup",

@@ -23,7 +23,7 @@ from dmh.nets import DenoiseNet
 from dmh.presets import Preset, check_scale
 from dmh.study.bases import colour_finetune, finetune, load_colour_base, load_grey_base, task_nets
 from dmh.tasks import TaskNet
-from dmh.train import train
+from dmh.training import train
 
 __all__ = [
     "sweep_lams",
