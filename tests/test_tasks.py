@@ -14,8 +14,9 @@ from dmh.data import fashion_items_split, fashion_scenes_test, load_fashion_mnis
 from dmh.evaluate import evaluate_task, noise_degradation
 from dmh.losses import JointLoss
 from dmh.nets import DenoiseNet
+from dmh.training import TrainConfig
 
-TINY = tasks.TrainConfig(max_steps=3, log_every=1, progress=False, seed=5)
+TINY = TrainConfig(max_steps=3, log_every=1, progress=False, seed=5)
 
 
 def _state(m):
