@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,32 @@ def test_notebooks_are_numbered_clean_and_parameterised():
         assert 'preset = "cpu"' in params[0].source  # the cpu defaults; papermill injects others
         assert "import" not in params[0].source  # literals only
         assert any("NBVAL_CHECK_OUTPUT" in c.source for c in code) or name.startswith("08"), name
+
+
+#: Each notebook's knobs (issue 26): literals in its parameters cell, None meaning the preset's value.
+KNOBS = {"01": {"sigmas"}, "02": {"sigmas"}, "03": {"lams", "sigma", "seeds", "steps"},
+         "04": {"sigmas", "lam", "seeds", "steps"}, "05": {"sigmas", "lam", "seeds", "steps"}, "06": {"sigmas"},
+         "07": {"lam", "sigmas", "seeds"}}  # fmt: skip
+
+
+def test_notebooks_walk_through_the_method():
+    for name in NAMES:
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        names = set(re.findall(r"^(\w+) = ", params.source, re.M))
+        assert KNOBS.get(name[:2], set()) <= names, (name, names)
+        if name[:2] in KNOBS:
+            markdown = [c for c in nb.cells if c.cell_type == "markdown"]
+            assert len(markdown) >= 4, name
+        if name[:2] in KNOBS and name[:2] != "02":  # 01 and 03-07 end with a generated "what this shows"
+            assert any("What this shows" in c.source for c in nb.cells if c.cell_type == "markdown"), name
+            assert "Markdown(report." in nb.cells[-1].source or "report.markdown(" in nb.cells[-1].source, name
+    for name in ("03_lambda_ablation.ipynb", "04_joint_classification.ipynb"):
+        code = "".join(c.source for c in nbformat.read(NOTEBOOKS / name, as_version=4).cells if c.cell_type == "code")
+        assert "Cascade(" in code and "JointLoss(" in code, name
+    setups = [c.source for n in NAMES for c in nbformat.read(NOTEBOOKS / n, as_version=4).cells
+              if "study.setup(" in c.source]  # fmt: skip
+    assert len(setups) == len(NAMES)  # the shared set-up is one call
 
 
 def test_smoke_run_writes_results_and_report(smoke):

@@ -147,7 +147,7 @@ def test_one_domain_classifier_trains_reproducibly_on_item_canvases():
 
 def test_shift_flip_keeps_pixels():
     x = torch.rand(16, 1, 28, 28)
-    y = tasks._shift_flip(x, torch.Generator().manual_seed(0))
+    y = task_training._shift_flip(x, torch.Generator().manual_seed(0))
     assert y.shape == x.shape
     assert (y.sum((1, 2, 3)) <= x.sum((1, 2, 3)) + 1e-4).all()
 
