@@ -18,12 +18,23 @@ from typing import Any
 from dmh import report
 from dmh.layout import ROOT
 
-__all__ = ["DOCS", "RESULT_FILES", "anchor", "answer_md", "minutes_md", "publish", "refresh", "expected_sections"]
+__all__ = [
+    "DOCS",
+    "RESULT_FILES",
+    "anchor",
+    "shrink",
+    "answer_md",
+    "minutes_md",
+    "publish",
+    "refresh",
+    "expected_sections",
+]
 
 DOCS = ROOT / "docs"
 #: What `publish` copies from a results folder into docs/results/ (the small files).
 RESULT_FILES = ("machine.txt", "timings.json", *dict.fromkeys(name for _, name, _, _ in report.SECTIONS))
-#: Figures copied (shrunk) into docs/figures/ besides the report's own.
+#: Figures copied (shrunk) into docs/figures/ besides the report's own when the results folder has them (the
+#: explorer's screenshot comes from the browser test's smoke folder: `publish` keeps the committed one otherwise).
 EXTRA_FIGURES = ("01_kodim23_sigma25.png", "08_explorer_browser.png")
 MAX_FIGURE_BYTES = 300_000
 _MARK = re.compile(r"(<!-- (?P<name>[a-z0-9-]+):start -->\n).*?(<!-- (?P=name):end -->)", re.S)
@@ -99,7 +110,7 @@ def minutes_md(folder: Path) -> str:
     return f"{machine}\n\nMinutes per notebook: {cells} (total {total:.1f} min)." if t else machine
 
 
-def _shrink(src: Path, dst: Path) -> None:
+def shrink(src: Path, dst: Path) -> None:
     """Copy a figure, downscaled (and palette-quantised if needed) until it is under `MAX_FIGURE_BYTES`."""
     from PIL import Image
 
@@ -130,12 +141,12 @@ def publish(results: Path, docs: Path = DOCS) -> list[Path]:
             copied.append(docs / "results" / name)
     figs = {fig for _, _, _, fig in report.SECTIONS if fig} | set(EXTRA_FIGURES) | {"01_released_val.png",
             "06_cross_task.png"} | {p.name for p in results.glob("07_zoom_*.png")}  # fmt: skip
-    for old in (docs / "figures").glob("*.png"):
-        if old.name not in figs or not (results / old.name).is_file():
+    for old in (docs / "figures").glob("*.png"):  # a figure of the report that this run did not write is stale
+        if old.name not in EXTRA_FIGURES and (old.name not in figs or not (results / old.name).is_file()):
             old.unlink()
     for name in sorted(figs):
         if (results / name).is_file():
-            _shrink(results / name, docs / "figures" / name)
+            shrink(results / name, docs / "figures" / name)
             copied.append(docs / "figures" / name)
     return copied
 

@@ -322,8 +322,10 @@ class Explorer:
         if self._ui is not None:
             self._quiet = True
             try:
+                compare = self.w_compare.value  # new options reset a dropdown's value: keep the comparison
                 self.w_denoiser.options = list(self.denoisers)
                 self.w_compare.options = [NONE, *self.denoisers]
+                self.w_compare.value = compare
             finally:
                 self._quiet = False
             self.w_denoiser.value = label  # draws

@@ -210,7 +210,8 @@ def test_explorer_renders_and_reacts_in_a_real_browser(lab, browser):
     gallery.select_by_index(1)
     _wait(browser, lambda d: (z := zoom(d)) != z0 and z, timeout=15)
 
-    browser.execute_script("arguments[0].scrollIntoView();", browser.find_element(By.CSS_SELECTOR, ".dmh-psnr"))
+    assert "vs " in tuned  # the comparison stays after the fine-tune
+    browser.execute_script("arguments[0].scrollIntoView();", browser.find_element(By.CSS_SELECTOR, ".widget-slider"))
     shot = results / "08_explorer_browser.png"
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000

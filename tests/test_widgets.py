@@ -295,6 +295,7 @@ def test_finetune_adds_the_new_denoiser_and_selects_it():
     label = "through cls, lambda=0.05, seed 0"
     assert calls == [("cls", pytest.approx(0.05), 5, 0)] and ex.w_denoiser.value == label
     assert label in ex.w_compare.options and label in ex.w_info.value and ex.last_error is None
+    assert ex.w_compare.value == "lambda=0" and "vs lambda=0" in ex.w_info.value  # the comparison is kept
     assert ex.finetune(0.2, steps=3, seed=1) == "through cls, lambda=0.2, seed 1" and len(ex.denoisers) == 3
     with pytest.raises(ValueError, match="no finetuner"):
         Explorer({"a": nn.Identity()}, {"cls": _cls_task()}).finetune(0.1)
