@@ -101,7 +101,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             ) from e
         raise RuntimeError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {_reason(str(e))})") from e
     except Exception as e:  # torch raises RuntimeError, EOFError, ... for damaged files
-        raise RuntimeError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {e})") from e
+        raise RuntimeError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {_reason(str(e))})") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise RuntimeError(f"{path} is not a dmh checkpoint (no 'model' entry)")
     return ckpt

@@ -241,16 +241,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _one_line(e: BaseException) -> str:
-    """An exception as one line: its message (KeyError's key quoted as a missing field), the type where the message
-    alone would not say what happened, and never torch's advice to load with weights_only=False."""
+    """An exception as one line: its message (KeyError's key quoted as a missing field) and the type where the message
+    alone would not say what happened. (Checkpoint errors never carry torch's advice to load with
+    weights_only=False: `dmh.checkpoint.load_checkpoint` keeps only the informative line.)"""
     text = " ".join(str(e).split()) if str(e) else type(e).__name__
     if isinstance(e, KeyError):
         text = f"missing field {text}"
     elif not isinstance(e, (OSError, ValueError, RuntimeError, SystemExit)):
         text = f"{type(e).__name__}: {text}"
-    cut = text.find("weights_only")
-    if cut >= 0 and "weights_only=False" in text:
-        text = text[:cut].rstrip(" ,.(;:") + " (not loaded)"
     return text
 
 
