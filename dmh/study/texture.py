@@ -27,7 +27,7 @@ from dmh.noise import add_noise, noise_generator
 from dmh.presets import Preset, check_scale
 from dmh.stats import Z, summary
 from dmh.study.bases import colour_finetune, finetune, unseen_classifier
-from dmh.study.verdicts import verdict
+from dmh.study.verdicts import verdict, write_claims
 
 __all__ = ["MATCH_TOLERANCE_DB", "MEASURES", "measure_texture", "texture_frontier", "matched_lambda", "frontier_claims"]
 
@@ -171,6 +171,4 @@ def frontier_claims(out: Path) -> dict[str, Any]:
             "errors over the seeds (for the perceptual distance, lower is better: the sign is flipped). Operating "
             f"points: matched PSNR ({next(iter(matched.values()))['rule'] if matched else ''}) and the tables' "
             "chosen lambda. psnr_diff: the TEST PSNR difference (dB).")  # fmt: skip
-    result = {"rule": rule, "claims": found, "matched": matched}
-    write_json(out / "claims4m.json", result, default=float)
-    return result
+    return write_claims(out, "claims4m.json", rule, found, matched=matched)

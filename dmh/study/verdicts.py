@@ -13,6 +13,7 @@ from dmh.layout import read_json, require
 from dmh.stats import Z, compare, summary
 
 __all__ = [
+    "write_claims",
     "REAL_PHOTO_CLAIMS",
     "real_photo_claims",
     "denoising_claims",
@@ -24,6 +25,14 @@ __all__ = [
     "TEXTURE_CLAIMS",
     "texture_claims",
 ]
+
+
+def write_claims(out: Path, name: str, rule: str, found: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Write out/<name>: {"rule", "claims": the verdict rows, **extra}, the shape every claims file shares; returns
+    it."""
+    result = {"rule": rule, "claims": found, **extra}
+    write_json(out / name, result, default=float)
+    return result
 
 
 def verdict(
@@ -93,9 +102,7 @@ def claims(out: Path, sigmas: list[float] | None = None) -> dict[str, Any]:
     rule = (f"Metric averaged over sigma, per training seed; a difference counts when it exceeds {Z:g} standard "
             "errors over the seeds (sqrt(se_a^2 + se_b^2)); rows without training (noisy, CBM3D) have none; fewer than "
             "2 seeds: within noise. CBM3D comparisons on the CBM3D subset.")  # fmt: skip
-    result = {"rule": rule, "claims": found, "sigmas": sigmas}
-    write_json(out / "claims.json", result, default=float)
-    return result
+    return write_claims(out, "claims.json", rule, found, sigmas=sigmas)
 
 
 #: Claim (4), "the joint denoiser keeps more texture", decided on out/texture.json (written before any number of it
@@ -131,9 +138,7 @@ def texture_claims(out: Path) -> dict[str, Any]:
     rule = (f"Measure averaged over the TEST photos and sigmas, per training seed; a difference counts when it exceeds "
             f"{Z:g} standard errors over the seeds; fewer than 2 seeds: within noise. psnr_diff: the same rows' PSNR "
             "difference (dB), the operating point.")  # fmt: skip
-    result = {"rule": rule, "claims": found}
-    write_json(out / "claims4.json", result, default=float)
-    return result
+    return write_claims(out, "claims4.json", rule, found)
 
 
 #: Claim (1), "a denoiser at least as strong as CBM3D", decided on the five full-size TEST photos (rule written
@@ -171,9 +176,7 @@ def denoising_claims(out: Path, ensemble: bool = True, models: list[str] | None 
         f"PSNR of the denoiser minus CBM3D's per full-size TEST photo (same noisy pixels, CBM3D given the true "
         f"sigma); mean and standard error over the photos; a difference counts beyond {Z:g} standard errors."
     )
-    result = {"rule": rule, "claims": found, "per_image": per_image, "cbm3d": cb}
-    write_json(out / "claims1.json", result, default=float)
-    return result
+    return write_claims(out, "claims1.json", rule, found, per_image=per_image, cbm3d=cb)
 
 
 #: Claim (2) for a real ImageNet classifier on real photos (rule written 2026-12-04, before the numbers): on every
@@ -203,6 +206,4 @@ def real_photo_claims(out: Path) -> dict[str, Any]:
     rule = (f"Agreement with the classifier's top-1 on the clean tile, mean over {r['n']} tiles and {r['draws']} noise "
             f"draws at sigma {r['sigma']:g}, per training seed; a difference counts beyond {Z:g} standard errors over "
             "the seeds. draw_diffs: the difference per noise draw (mean over seeds).")  # fmt: skip
-    result = {"rule": rule, "claims": found}
-    write_json(out / "claims2e.json", result, default=float)
-    return result
+    return write_claims(out, "claims2e.json", rule, found)
