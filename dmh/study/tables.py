@@ -18,6 +18,7 @@ from dmh.checkpoint import write_json
 from dmh.evalsets import (
     imagenet20_at,
     photo_noise,
+    photo_tiles,
     test_photo_names,
     test_photos,
     test_set,
@@ -365,7 +366,6 @@ def real_photo_rows(denoisers: dict[str, list[nn.Module]], p: Preset, out: Path)
     {"lite0": [per seed], "lite2": [...], "psnr": [...], "lite0_draws": [per draw, mean over seeds],
     "lite2_draws": [...]}}}."""
     check_scale(p)
-    from dmh.evalsets import photo_tiles
     from dmh.tasks import efficientnet_lite0, efficientnet_lite2
 
     side = p.eff_size
