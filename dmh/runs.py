@@ -8,9 +8,9 @@ A run fine-tunes a copy of a starting denoiser through one frozen task network w
   the TRAIN photographs.
 
 lam = 0 is the "separate" twin of a joint run: the same data, seed and steps, the task term off. The denoiser's
-BatchNorm statistics stay those of the starting model (`bn_eval`). A run's folder is `out/ckpt/<run.tag>`; its
-checkpoints store the starting weights' and the task network's fingerprints and the run spec, and a run made from
-other inputs is trained anew (`dmh.training.train_once`).
+BatchNorm statistics stay those of the starting model (`dmh.steps.keep_bn_statistics`). A run's folder is
+`out/ckpt/<run.tag>`; its checkpoints store the starting weights' and the task network's fingerprints and the run
+spec, and a run made from other inputs is trained anew (`dmh.training.train_once`).
 
 Kept fine-tunes (issue 13's budget: "let kept weights carry the long training"). The cpu preset's sweep is dozens of
 fine-tunes, hours on 2 cores, so its finished runs are kept in `data/finetunes/` (`KEPT_DIR`; $DMH_FINETUNES
@@ -39,7 +39,7 @@ from dmh.checkpoint import checkpoint_path, fingerprint
 from dmh.layout import KEPT_DIR, ckpt_dir
 from dmh.nets import DenoiseNet
 from dmh.presets import Preset
-from dmh.steps import StepFn, joint_step, keep_bn_statistics
+from dmh.steps import StepFn, joint_step
 from dmh.training import TrainConfig, load_trained, train_once
 from dmh.validate import check_int, check_real
 
@@ -47,7 +47,6 @@ __all__ = [
     "Run",
     "grey_run",
     "colour_run",
-    "bn_eval",
     "step_fn",
     "train_or_load",
     "train_many",
@@ -57,8 +56,6 @@ __all__ = [
 ]
 
 TASKS = ("A", "B", "E")
-#: The denoiser's BatchNorm statistics kept during fine-tunes (`dmh.steps.keep_bn_statistics`).
-bn_eval = keep_bn_statistics
 
 
 @dataclass(frozen=True)

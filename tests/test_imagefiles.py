@@ -38,10 +38,9 @@ def released(tmp_path_factory, monkeypatch):
     return root
 
 
-def _run(*args: str) -> str:
-    """`dmh ARGS` in this process; returns stdout. An error exits with one line (SystemExit's message)."""
+def _run(*args: str) -> None:
+    """`dmh ARGS` in this process (an error would exit with one line: SystemExit's message)."""
     main(list(args))
-    return ""
 
 
 def _error(*args: str) -> str:
