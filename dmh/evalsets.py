@@ -73,17 +73,19 @@ def val_set(task: str, p: Preset) -> tuple[Tensor, Tensor]:
 
 
 def colour_val_set(p: Preset, eff: nn.Module) -> tuple[Tensor, Tensor]:
-    """Validation crops of 07's lambda sweep: the centre and four corner crops (side `p.eff_val_crop`) of each VAL
-    photograph (`dmh.photos.training_photos("val")`: never trained on), (N, 3, c, c) in [0, 1], and `eff`'s top-1 on
-    each clean crop (the labels of the label-free target: the metric is agreement with the clean prediction)."""
+    """Validation crops of 07's lambda sweep: the grid of crops of side `p.eff_val_crop`, every `p.eff_val_stride`
+    pixels down and across from the top left (row by row), of each VAL photograph (`dmh.photos.training_photos("val")`:
+    never trained on; 242 crops at the cpu preset's 224 / 96), (N, 3, c, c) in [0, 1], and `eff`'s top-1 on each clean
+    crop (the labels of the label-free target: the metric is agreement with the clean prediction)."""
     from dmh.photos import training_photos
 
     crops = []
     for im in training_photos("val").values():
         h, w = im.shape[-2:]
         c = min(p.eff_val_crop, h, w)
-        for i, j in (((h - c) // 2, (w - c) // 2), (0, 0), (0, w - c), (h - c, 0), (h - c, w - c)):
-            crops.append(im[:, i : i + c, j : j + c])
+        for i in range(0, h - c + 1, p.eff_val_stride):
+            for j in range(0, w - c + 1, p.eff_val_stride):
+                crops.append(im[:, i : i + c, j : j + c])
     x = torch.stack(crops)
     with torch.inference_mode():
         y = torch.cat([eff(x[i : i + 10]).argmax(1) for i in range(0, len(x), 10)])

@@ -54,6 +54,7 @@ def evaluate_task(
     progress: bool = False,
     desc: str = "eval",
     also: dict[str, TaskNet | tuple[TaskNet, Tensor]] | None = None,
+    per_image: bool = False,
 ) -> dict[str, Any]:
     """Task metric of `task(denoiser(clean + noise))`.
 
@@ -69,10 +70,13 @@ def evaluate_task(
         also: other classifiers that see the same (denoised) inputs, e.g. one the denoiser was never trained
             through, scored against `labels` or, given as (network, labels), against their own labels: their top-1 /
             top-5 under "also" ({name: {"top1", "top5"}}).
+        per_image: also return the values behind the means, image by image: {"psnr": [dB]} and, for a classifier,
+            "top1": [1.0 if the top class is the label else 0.0] (their means are "psnr" and "top1").
 
     Returns:
         classification: {"top1", "top5", "psnr"}; segmentation: {"miou", "pixel_acc", "psnr"}. "psnr" (dB) is the
-        mean over images of the (denoised or noisy) input's PSNR against the clean image.
+        mean over images of the (denoised or noisy) input's PSNR against the clean image. With `per_image`, also
+        "per_image".
     """
     run = as_denoise(denoiser)
     ragged = not isinstance(images, Tensor)
@@ -98,12 +102,17 @@ def evaluate_task(
             conf.update(out.argmax(1), labels[i : i + bs])
         else:
             logits_all.append(out)
-    res: dict[str, float] = {"psnr": float(np.mean([p for p in psnrs if np.isfinite(p)] or [np.inf]))}
+    res: dict[str, Any] = {"psnr": float(np.mean([p for p in psnrs if np.isfinite(p)] or [np.inf]))}
+    if per_image:
+        res["per_image"] = {"psnr": [float(p) for p in psnrs]}
     if seg:
         res.update(miou=conf.mean_iou(), pixel_acc=conf.pixel_accuracy())
     else:
-        acc = topk_accuracy(torch.cat(logits_all), labels, ks=(1, 5))
+        logits = torch.cat(logits_all)
+        acc = topk_accuracy(logits, labels, ks=(1, 5))
         res.update(top1=acc[1], top5=acc[5])
+        if per_image:
+            res["per_image"]["top1"] = (logits.topk(1, dim=1).indices[:, 0] == labels).float().tolist()
     if also:
         res["also"] = {}
         for k, logits in also_logits.items():

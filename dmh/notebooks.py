@@ -89,7 +89,8 @@ def run_notebooks(
     folder = (out_root / preset).resolve()
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{folder} is a file, not a folder")
-    print(cores_busy()[2], flush=True)
+    load, _, busy = cores_busy()
+    print(busy, flush=True)
     folder.mkdir(parents=True, exist_ok=True)
     manager = {"kernel_manager_class": _kernel_manager()} if os.name == "posix" else {}
     timings_path = folder / "timings.json"
@@ -123,7 +124,7 @@ def run_notebooks(
         timings[nb.name] = round(time.time() - t0, 1)
         write_json(timings_path, timings)
         print(f"    done in {timings[nb.name] / 60:.1f} min", flush=True)
-    (folder / "machine.txt").write_text(machine_line(commit) + "\n")
+    (folder / "machine.txt").write_text(machine_line(commit, load) + "\n")
     path = write_report(folder)
     print(f"report: {path}")
     return path

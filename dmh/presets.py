@@ -87,11 +87,11 @@ class Preset:
         eff_lams, eff_sweep_seeds: 07's lambda sweep on validation crops (one run per lambda and sweep seed); the
             rows separate / joint (paper) / joint (chosen) are then trained with every seed of `seeds`. The grid
             reaches down to 1e-5 so that a lambda with the separate denoiser's PSNR exists (claim 4 at a matched
-            operating point); its runs over seeds 1 and 2 are being trained and kept (`dmh train-sweep
-            --colour-only --eff-seeds 0 1 2`, docs/TRAINING.md) before `eff_sweep_seeds` becomes (0, 1, 2).
-        eff_val_sigma, eff_val_crop: the sweep is scored at this sigma on the centre and four corner crops (this
-            side) of each VAL photograph (`dmh.photos.training_photos("val")`, never trained on), the task metric
-            being agreement with EfficientNet-Lite0's top-1 on the clean crop.
+            operating point); all 30 runs (10 lambdas x 3 seeds) are kept in data/finetunes/.
+        eff_val_sigma, eff_val_crop, eff_val_stride: the sweep is scored at this sigma on the grid of crops (side
+            `eff_val_crop`, every `eff_val_stride` pixels down and across) of each VAL photograph
+            (`dmh.photos.training_photos("val")`, never trained on): 242 crops at 224 / 96; the task metric is the
+            agreement with EfficientNet-Lite0's top-1 on the clean crop.
         imagenet_sigmas, imagenet_draws, imagenet_size: ImageNet-20 evaluation: noise added at `imagenet_size` (the
             classifier's input size), several seeded draws.
         unseen_classifier: the builder in `dmh.tasks` of classifier C (kept weights), which scores every row of Table
@@ -111,7 +111,7 @@ class Preset:
     colour_width: float = 0.5
     colour_patch: int = 48
     colour_batch: int = 16
-    colour_steps: int = 4000
+    colour_steps: int = 1000
     colour_lr: float = 1e-3
     colour_sigma_range: tuple[float, float] = (5.0, 55.0)
     photo_sigmas: tuple[float, ...] = (15.0, 25.0, 50.0)
@@ -138,9 +138,10 @@ class Preset:
     eff_sigma_range: tuple[float, float] = (15.0, 55.0)
     eff_size: int = 224
     eff_lams: tuple[float, ...] = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 1e-2, 0.1, 0.25, 1.0)
-    eff_sweep_seeds: tuple[int, ...] = (0,)
+    eff_sweep_seeds: tuple[int, ...] = (0, 1, 2)
     eff_val_sigma: float = 50.0
     eff_val_crop: int = 224
+    eff_val_stride: int = 96
     imagenet_sigmas: tuple[float, ...] = (25.0, 50.0)
     imagenet_draws: int = 3
     imagenet_size: int = 224
@@ -219,7 +220,9 @@ PRESETS: dict[str, Preset] = {
         eff_steps=3,
         eff_size=64,
         eff_lams=(0.0, 0.25, 1.0),
+        eff_sweep_seeds=(0,),
         eff_val_crop=64,
+        eff_val_stride=320,
         imagenet_sigmas=(50.0,),
         imagenet_draws=1,
         imagenet_size=64,

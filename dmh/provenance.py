@@ -25,14 +25,16 @@ def git_commit() -> str:
         return "unknown"
 
 
-def machine_line(commit: str | None = None) -> str:
-    """One line saying when and where results were produced (`commit`: the code's commit, default: now)."""
+def machine_line(commit: str | None = None, load: float | None = None) -> str:
+    """One line saying when and where results were produced (`commit`: the code's commit, default: now; `load`: the
+    1-minute load average when the run started, which says whether other work shared the cores)."""
     import torch
 
     return (f"Produced {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.node() or 'unknown'}: {platform.machine()}, "
             f"{os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}; "
-            f"commit {commit or git_commit()}.")  # fmt: skip
+            f"commit {commit or git_commit()}"
+            f"{'' if load is None else f'; load average {load:.2f} at the start'}.")  # fmt: skip
 
 
 def cores_busy() -> tuple[float, int, str]:

@@ -306,7 +306,8 @@ def test_colour_sweep_rows_and_tables_at_smoke_size(tmp_path):
     torch.manual_seed(0)
     base = DenoiseNet(3, 0.125).eval()
     abl = study.colour_ablation(base, p, tmp_path, progress=False)
-    assert [pt["lam"] for pt in abl["points"]] == [0.0, 0.25] and abl["n"] % 5 == 0
+    assert [pt["lam"] for pt in abl["points"]] == [0.0, 0.25]
+    assert abl["n"] == 55  # the grid of 64-px crops every 320 px over the 10 VAL photographs
     assert abl["chosen"]["lam"] in (None, 0.25) and (tmp_path / "eff_ablation.json").is_file()
     assert "agreement" in report.eff_ablation_md(abl)
     rows, lams = study.colour_rows(base, p, tmp_path, abl, progress=False)
@@ -339,3 +340,5 @@ def test_train_sweep_then_07s_colour_runs_are_kept(tmp_path, monkeypatch):
     assert e[:2] in (["E_lam0_seed0_1", "E_lam0.25_seed0_1"], ["E_lam0.25_seed0_1", "E_lam0_seed0_1"])
     assert {"E_lam0_seed1_1", "E_lam0.25_seed1_1"} <= set(e) and (tmp_path / "res" / "eff_ablation.json").is_file()
     assert set(kept) == set(runs._kept_manifest(tmp_path / "kept"))
+    scores = json.loads((tmp_path / "kept" / "val_scores.json").read_text())  # each sweep's validation scores, kept
+    assert {r.tag for r in study.sweep_runs(p) + study.colour_sweep_runs(p)} <= set(scores)

@@ -22,6 +22,7 @@ from dmh.evaluate import evaluate_task
 from dmh.nets import DenoiseNet
 from dmh.presets import Preset, check_scale
 from dmh.study.bases import colour_finetune, finetune, load_colour_base, load_grey_base, task_nets
+from dmh.study.valscores import ValScores
 from dmh.tasks import TaskNet
 from dmh.training import train
 
@@ -66,7 +67,8 @@ def train_sweep(p: Preset, out: Path, *, hours: float | None = None, workers: in
     run in `dmh.runs.KEPT_DIR` as soon as it finishes, so that an interrupted process loses at most the runs under
     way (they resume from their last quarter): first the grey sweep (`sweep_runs`, from `p`'s grey base), then with
     `colour` 07's sweep through EfficientNet-Lite0 (from `p.colour_base`), its lambda choice (`colour_ablation`, on
-    validation crops) and, with `rows`, 07's seeded rows (`colour_rows`); `grey=False` skips the grey sweep.
+    validation crops) and, with `rows`, 07's seeded rows (`colour_rows`); `grey=False` skips the grey sweep. Each
+    finished sweep is scored on its validation set and the scores kept with the runs (`dmh.study.valscores`).
     Starts no new run after `hours`. Runs already kept with
     the same inputs are copied, not trained. Returns the tags kept, in the order they finished."""
     check_scale(p)
@@ -82,20 +84,53 @@ def train_sweep(p: Preset, out: Path, *, hours: float | None = None, workers: in
     grey_runs = sweep_runs(p) if grey else []
     if grey_runs:
         runs.train_many(grey_runs, load_grey_base(p, out), out, on_done=keep, **kw)
+        if all(runs.finished(r, out) for r in grey_runs):
+            ablation(load_grey_base(p, out), p, out, progress=False, keep_scores=True)
     if not colour or not all(runs.finished(r, out) for r in grey_runs):
         return kept
     base, _ = load_colour_base(p, out)
     sweep = colour_sweep_runs(p)
     runs.train_many(sweep, base, out, on_done=keep, **kw)
-    if not rows or not all(runs.finished(r, out) for r in sweep):
+    if not all(runs.finished(r, out) for r in sweep):
         return kept
-    lams = colour_row_lams(p, colour_ablation(base, p, out, progress=False))
+    abl = colour_ablation(base, p, out, progress=False, keep_scores=True)
+    if not rows:
+        return kept
+    lams = colour_row_lams(p, abl)
     rows = colour_row_runs(p, lams)
     runs.train_many(rows, base, out, on_done=keep, **kw)
     return kept
 
 
-def ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = True) -> dict[str, Any]:
+def _score_sweep(
+    scores: ValScores, nets: dict[float, list[tuple[str, nn.Module]]], metric: str, keep_scores: bool
+) -> list[dict[str, Any]]:
+    """The validation points of a sweep ({lam: [(run tag, denoiser) per seed]}): per lambda, PSNR and `metric` per
+    seed with their means and standard deviations. Scores kept with the fine-tunes are read (`ValScores`), the others
+    computed, after one line saying how many; `keep_scores` writes the computed ones to the kept scores."""
+    from dmh.stats import summary
+
+    todo = scores.missing({tag: net for pairs in nets.values() for tag, net in pairs})
+    if todo:
+        n = sum(len(pairs) for pairs in nets.values())
+        print(f"scoring {len(todo)} of {n} sweep runs on {len(scores.images)} validation images (the others: kept "
+              f"scores, {scores.path})", flush=True)  # fmt: skip
+    pts = []
+    for lam, pairs in nets.items():
+        vals = [scores(tag, net) for tag, net in pairs]
+        pt: dict[str, Any] = {"lam": lam, "psnr": [r["psnr"] for r in vals], "metric": [r[metric] for r in vals]}
+        for key in ("psnr", "metric"):
+            sm = summary(pt[key])
+            pt[f"{key}_mean"], pt[f"{key}_std"] = sm["mean"], 0.0 if len(vals) < 2 else sm["std"]
+        pts.append(pt)
+    if keep_scores and scores.computed:
+        scores.save()
+    return pts
+
+
+def ablation(
+    base: DenoiseNet, p: Preset, out: Path, progress: bool = True, keep_scores: bool = False
+) -> dict[str, Any]:
     """Sweep lam over `p.ablation_lams` for each task, each point with every seed of `p.seeds`: fine-tune `base` for
     `p.joint_steps` through A and through B (the same runs as the tables' rows), then measure PSNR and the task
     metric at `p.ablation_sigma` on *validation* data (never the test split), and choose the lambda of the "joint
@@ -104,7 +139,7 @@ def ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = True) -> d
     Written to out/ablation.json: {task: {"points": [{"lam", "psnr": [per seed], "metric": [per seed], "psnr_mean",
     "psnr_std", "metric_mean", "metric_std"}], "chosen", "paper_lam", "code_lam", "noisy", "noisy_psnr"}}."""
     check_scale(p)
-    from dmh.stats import choose_lambda, summary
+    from dmh.stats import choose_lambda
 
     result: dict[str, Any] = {"sigma": p.ablation_sigma, "steps": p.joint_steps, "seeds": list(p.seeds),
                               "preset": p.asdict()}  # fmt: skip
@@ -114,17 +149,10 @@ def ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = True) -> d
         x, y = val_set(task, p)
         tnet = task_nets()[task]
         bs = p.task(task).eval_batch
-        pts = []
-        for lam in p.ablation_lams:
-            vals = []
-            for sd in p.seeds:
-                net, _ = finetune(base, task, lam, p, out, seed=sd)
-                vals.append(evaluate_task(tnet, x, y, sigma=p.ablation_sigma, denoiser=net, seed=p.seed, batch_size=bs))
-            pt: dict[str, Any] = {"lam": lam, "psnr": [r["psnr"] for r in vals], "metric": [r[metric] for r in vals]}
-            for key in ("psnr", "metric"):
-                sm = summary(pt[key])
-                pt[f"{key}_mean"], pt[f"{key}_std"] = sm["mean"], 0.0 if len(vals) < 2 else sm["std"]
-            pts.append(pt)
+        scores = ValScores(tnet, x, y, sigma=p.ablation_sigma, seed=p.seed, batch_size=bs, use_kept=p.kept_finetunes)
+        nets = {lam: [(runs.grey_run(p, task, lam, sd).tag, finetune(base, task, lam, p, out, seed=sd)[0])
+                      for sd in p.seeds] for lam in p.ablation_lams}  # fmt: skip
+        pts = _score_sweep(scores, nets, metric, keep_scores)
         noisy = evaluate_task(tnet, x, y, sigma=p.ablation_sigma, seed=p.seed, batch_size=bs)
         result[task] = {"metric": metric, "points": pts, "noisy": noisy[metric], "noisy_psnr": noisy["psnr"],
                         "paper_lam": p.task(task).lam_paper, "code_lam": p.task(task).lam_code,
@@ -133,14 +161,16 @@ def ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = True) -> d
     return result
 
 
-def colour_ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = True) -> dict[str, Any]:
+def colour_ablation(
+    base: DenoiseNet, p: Preset, out: Path, progress: bool = True, keep_scores: bool = False
+) -> dict[str, Any]:
     """07's lambda sweep (claim 4 at a matched operating point): fine-tune `base` through EfficientNet-Lite0 (label-
     free target) at every lambda of `p.eff_lams` and seed of `p.eff_sweep_seeds`, score PSNR and agreement with the
     clean top-1 at `p.eff_val_sigma` on the validation crops (`colour_val_set`), and choose the lambda of the "joint
     (chosen)" row by `dmh.stats.choose_lambda`, as for A and B. Written to out/eff_ablation.json (the shape of
     `ablation`'s per-task entries)."""
     check_scale(p)
-    from dmh.stats import choose_lambda, summary
+    from dmh.stats import choose_lambda
     from dmh.tasks import efficientnet_lite0
 
     specs = colour_sweep_runs(p)
@@ -148,16 +178,13 @@ def colour_ablation(base: DenoiseNet, p: Preset, out: Path, progress: bool = Tru
     eff = efficientnet_lite0(size=p.eff_size)
     x, y = colour_val_set(p, eff)
     kw = {"sigma": p.eff_val_sigma, "seed": p.seed, "batch_size": 10}
-    pts = []
-    for lam in p.eff_lams:
-        vals = [evaluate_task(eff, x, y, denoiser=colour_finetune(base, lam, p, out, sd)[0], **kw)
-                for sd in p.eff_sweep_seeds]  # fmt: skip
-        pt: dict[str, Any] = {"lam": lam, "psnr": [r["psnr"] for r in vals], "metric": [r["top1"] for r in vals]}
-        for key in ("psnr", "metric"):
-            sm = summary(pt[key])
-            pt[f"{key}_mean"], pt[f"{key}_std"] = sm["mean"], 0.0 if len(vals) < 2 else sm["std"]
-        pts.append(pt)
-    noisy, start = evaluate_task(eff, x, y, **kw), evaluate_task(eff, x, y, denoiser=base, **kw)
+    scores = ValScores(eff, x, y, **kw, use_kept=p.kept_finetunes)
+    nets = {lam: [(runs.colour_run(p, lam, sd).tag, colour_finetune(base, lam, p, out, sd)[0])
+                  for sd in p.eff_sweep_seeds] for lam in p.eff_lams}  # fmt: skip
+    pts = _score_sweep(scores, nets, "top1", keep_scores)
+    noisy, start = evaluate_task(eff, x, y, **kw), scores(f"base {p.colour_base}", base)
+    if keep_scores and scores.computed:
+        scores.save()
     result = {"sigma": p.eff_val_sigma, "steps": p.eff_steps, "seeds": list(p.eff_sweep_seeds), "n": len(x),
               "metric": "agreement", "points": pts, "noisy": noisy["top1"], "noisy_psnr": noisy["psnr"],
               "base": start["top1"], "base_psnr": start["psnr"], "paper_lam": p.eff_lam,
