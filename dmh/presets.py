@@ -103,7 +103,8 @@ class Preset:
             (`dmh.runs.train_many`; 1: one after the other in the notebook's process).
         kept_finetunes: load a fine-tune from `data/finetunes/` (`dmh.runs.KEPT_DIR`) when one of exactly the same
             inputs is kept there, instead of training it (the cpu preset's sweep is hours of training on 2 cores;
-            `dmh reproduce --retrain` or False trains every run).
+            `dmh reproduce --retrain` or False trains every run), and read a sweep run's validation score kept in
+            `data/finetunes/val_scores.json` when its weights and validation set match (`dmh.study.valscores`).
     """
 
     name: str
