@@ -179,12 +179,11 @@ def colour_ablation(
     x, y = colour_val_set(p, eff)
     kw = {"sigma": p.eff_val_sigma, "seed": p.seed, "batch_size": 10}
     scores = ValScores(eff, x, y, **kw, use_kept=p.kept_finetunes)
+    start = scores(f"base {p.colour_base}", base)  # kept with the sweep's scores by _score_sweep
     nets = {lam: [(runs.colour_run(p, lam, sd).tag, colour_finetune(base, lam, p, out, sd)[0])
                   for sd in p.eff_sweep_seeds] for lam in p.eff_lams}  # fmt: skip
     pts = _score_sweep(scores, nets, "top1", keep_scores)
-    noisy, start = evaluate_task(eff, x, y, **kw), scores(f"base {p.colour_base}", base)
-    if keep_scores and scores.computed:
-        scores.save()
+    noisy = evaluate_task(eff, x, y, **kw)
     result = {"sigma": p.eff_val_sigma, "steps": p.eff_steps, "seeds": list(p.eff_sweep_seeds), "n": len(x),
               "metric": "agreement", "points": pts, "noisy": noisy["top1"], "noisy_psnr": noisy["psnr"],
               "base": start["top1"], "base_psnr": start["psnr"], "paper_lam": p.eff_lam,
