@@ -81,3 +81,30 @@ def test_cache_folder_defaults_to_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("DMH_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert baselines.cache_dir() == tmp_path / "dmh"
+
+
+def test_warmed_mosaics_are_what_cbm3d_mosaic_then_reads(patch, tmp_path, monkeypatch):
+    """Tables warm their CBM3D mosaics in worker processes; the table's own `cbm3d_mosaic` calls must then find every
+    one in the cache (nothing computed twice)."""
+    monkeypatch.setenv("DMH_CACHE", str(tmp_path))
+    clean = torch.stack([patch[:1], patch[1:2], patch[2:]])  # three grey images (3, 1, 32, 32)
+    batches = [(add_noise(clean, s, torch.Generator().manual_seed(int(s))), s) for s in (15.0, 30.0)]
+    assert baselines.warm_cbm3d_mosaics(batches, workers=2) == 2
+    assert baselines.warm_cbm3d_mosaics(batches, workers=2) == 0  # cached: skipped
+
+    def refuse(img, sigma):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(baselines, "_one", refuse)
+    for b, s in batches:
+        out = baselines.cbm3d_mosaic(b, s)
+        assert out.shape == b.shape and _mse(out, clean) < 0.6 * _mse(b, clean)
+
+
+def test_cbm3d_many_keeps_the_order_of_its_jobs(patch, monkeypatch):
+    monkeypatch.setenv("DMH_CACHE", "off")
+    jobs = [(add_noise(patch[None], s, torch.Generator().manual_seed(0)), s) for s in (10.0, 40.0)]
+    many = baselines.cbm3d_many(jobs, workers=2)
+    assert [m[0].shape for m in many] == [(1, 3, 32, 32)] * 2 and all(m[1] > 0 for m in many)
+    # the stronger noise leaves the larger error: the results come back in the order of the jobs
+    assert _mse(many[0][0], patch[None]) < _mse(many[1][0], patch[None])

@@ -147,6 +147,9 @@ def test_denoising_claims_are_paired_over_photos(tmp_path, monkeypatch):
     assert got[("released colour-blind", 25.0)] == ("did not hold", -0.28)
     assert got[("released colour-blind +ensemble", 50.0)] == ("held", 0.52)
     assert "did not hold" in report.claims1_md(tmp_path / "claims1.json")
+    one = study.denoising_claims(tmp_path, ensemble_sigmas=(25.0,))  # the cpu preset's: one sigma, 8x the time
+    assert sorted(c["sigma"] for c in one["claims"] if c["a"].endswith("+ensemble")) == [25.0]
+    assert not any(c["a"].endswith("+ensemble") for c in study.denoising_claims(tmp_path, ensemble_sigmas=())["claims"])
 
 
 def test_evaluate_task_scores_other_classifiers_against_their_own_labels():

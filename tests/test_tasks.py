@@ -163,3 +163,24 @@ def test_noise_degradation_rows():
     ident = evaluate_task(a, x, y, sigma=30, denoiser=lambda z, s: z, batch_size=10)
     plain = evaluate_task(a, x, y, sigma=30, batch_size=10)
     assert ident == plain
+
+
+def test_evaluate_task_head_equals_the_first_images_scored_alone():
+    """Tables 2-3 take their CBM3D-subset numbers from the full set's passes (`head`): they must equal scoring the
+    first images on their own, for a classifier (with a second one under "also") and for a segmenter."""
+    torch.manual_seed(0)
+    a, c = tasks.fashion_item_classifier(), tasks.fashion_item_resnet()
+    x, y = torch.rand(12, 1, 32, 32), torch.randint(0, 10, (12,))
+    kw = {"sigma": 30, "seed": 3, "batch_size": 4, "denoiser": DenoiseNet(1, 0.125).eval(), "also": {"C": c}}
+    full = evaluate_task(a, x, y, head=8, **kw)
+    alone = evaluate_task(a, x[:8], y[:8], **kw)
+    assert full["head"] == {k: alone[k] for k in ("psnr", "top1", "top5", "also")}
+    assert full["top1"] == evaluate_task(a, x, y, **kw)["top1"]
+    b = tasks.fashion_segmenter()
+    xs, ys = torch.rand(6, 1, 32, 32), torch.randint(0, b.num_classes, (6, 32, 32))
+    seg = evaluate_task(b, xs, ys, sigma=15, batch_size=2, head=3)  # the head ends inside a batch
+    seg_alone = evaluate_task(b, xs[:3], ys[:3], sigma=15, batch_size=2)
+    assert seg["head"]["miou"] == pytest.approx(seg_alone["miou"], abs=1e-12)
+    assert seg["head"]["psnr"] == seg_alone["psnr"]
+    with pytest.raises(ValueError, match="head"):
+        evaluate_task(a, x, y, head=0)

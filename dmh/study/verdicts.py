@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,10 +147,13 @@ def texture_claims(out: Path) -> dict[str, Any]:
 #: (CBM3D given the true sigma); mean and standard error of those differences over the photos; "held" beyond +2 SE,
 #: "did not hold" below -2 SE, else "within noise". For the blind model at each sigma, each per-sigma model at its
 #: sigma, and the blind model's geometric self-ensemble (8 flips / rotations averaged, "+" in peers' tables).
-def denoising_claims(out: Path, ensemble: bool = True, models: list[str] | None = None) -> dict[str, Any]:
+def denoising_claims(
+    out: Path, ensemble_sigmas: Sequence[float] | None = None, models: list[str] | None = None
+) -> dict[str, Any]:
     """The verdicts on claim (1) (the rule above) for the released colour denoisers present (`models`: only these
-    labels, e.g. ["released colour-blind"]); per-photo PSNRs and seconds per photo beside them. Written to
-    out/claims1.json (rows shaped like `claims`')."""
+    labels, e.g. ["released colour-blind"]); per-photo PSNRs and seconds per photo beside them. The blind model's
+    self-ensemble row is scored at `ensemble_sigmas` (0-255; None: every sigma of the blind model; empty: no such
+    row). Written to out/claims1.json (rows shaped like `claims`')."""
     from dmh import denoisers
     from dmh.study.bases import released_denoisers
 
@@ -157,11 +161,13 @@ def denoising_claims(out: Path, ensemble: bool = True, models: list[str] | None 
     nets, _, _ = released_denoisers()
     nets = {k: v for k, v in nets.items() if models is None or k in models}
     found, per_image = [], {}
-    models: list[tuple[str, Any, float | None, bool]] = [(lab, n, s, False) for lab, (n, s) in nets.items()]
-    if ensemble and "released colour-blind" in nets:
-        models.append(("released colour-blind +ensemble", nets["released colour-blind"][0], None, True))
-    for label, net, trained_sigma, ens in models:
-        sigmas = denoisers.VAL_SIGMAS if trained_sigma is None else (float(trained_sigma),)
+    ens_sigmas = denoisers.VAL_SIGMAS if ensemble_sigmas is None else tuple(float(s) for s in ensemble_sigmas)
+    models: list[tuple[str, Any, tuple[float, ...], bool]] = [
+        (lab, n, denoisers.VAL_SIGMAS if s is None else (float(s),), False) for lab, (n, s) in nets.items()
+    ]
+    if ens_sigmas and "released colour-blind" in nets:
+        models.append(("released colour-blind +ensemble", nets["released colour-blind"][0], ens_sigmas, True))
+    for label, net, sigmas, ens in models:
         res = denoisers.psnr_per_image(net, sigmas, ensemble=ens)
         per_image[label] = res
         for s in sigmas:
