@@ -17,7 +17,7 @@ from dmh.metrics import ConfusionMatrix, psnr, topk_accuracy
 from dmh.noise import add_noise, noise_generator
 from dmh.tasks import TaskNet
 
-__all__ = ["Denoise", "evaluate_task", "noisy_batch", "noise_degradation"]
+__all__ = ["Denoise", "evaluate_task", "evaluate_many", "noisy_batch", "noise_degradation"]
 
 #: A denoising step for evaluation: (noisy batch (N, C, H, W), sigma on 0-255) -> denoised batch.
 Denoise = Callable[[Tensor, float], Tensor]
@@ -153,6 +153,68 @@ def evaluate_task(
             first["also"] = also_scores(head)
         res["head"] = first
     return res
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(task: TaskNet, images: Tensor, labels: Tensor, also: dict | None) -> None:
+    torch.set_num_threads(1)
+    _WORKER.update(task=task, images=images, labels=labels, also=also)
+
+
+def _run_job(job: dict[str, Any]) -> dict[str, Any]:
+    job = dict(job)
+    n = job.pop("n", None)
+    w = _WORKER
+    return evaluate_task(w["task"], w["images"][:n], w["labels"][:n], also=w["also"], **job)
+
+
+def evaluate_many(
+    task: TaskNet,
+    images: Tensor,
+    labels: Tensor,
+    jobs: Sequence[dict[str, Any]],
+    *,
+    workers: int = 1,
+    also: dict[str, TaskNet | tuple[TaskNet, Tensor]] | None = None,
+    progress: bool = False,
+    desc: str = "eval",
+) -> list[dict[str, Any]]:
+    """`evaluate_task(task, images[:n], labels[:n], also=also, **job)` for each job (keyword arguments of
+    `evaluate_task`: sigma, denoiser, seed, batch_size, head, per_image; and "n": only the first n images), in the
+    order of `jobs`.
+
+    With `workers` > 1 the jobs run in that many processes on one torch thread each: on 2 cores two one-thread
+    evaluations of small images finish about 1.4x sooner than one on two threads (measured 2026-12-05: 1,000 item
+    canvases through denoiser, A and C in 11.8 s on one thread, 8.5 s on two). A job's denoiser must pickle (an
+    `nn.Module`, None, or a module-level function such as `dmh.baselines.cbm3d_mosaic`). The numbers equal the
+    one-process ones up to float rounding (the thread count can change the order of a convolution's sums)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
+    if workers <= 1 or len(jobs) <= 1:
+        _WORKER.update(task=task, images=images, labels=labels, also=also)
+        try:
+            results = []
+            for job in jobs:
+                results.append(_run_job(job))
+                bar.update(1)
+        finally:
+            _WORKER.clear()
+        bar.close()
+        return results
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
+                             initializer=_init_worker, initargs=(task, images, labels, also)) as pool:  # fmt: skip
+        results = []
+        for r in pool.map(_run_job, jobs):
+            results.append(r)
+            bar.update(1)
+    bar.close()
+    return results
 
 
 def noise_degradation(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 
@@ -342,3 +343,19 @@ def test_train_sweep_then_07s_colour_runs_are_kept(tmp_path, monkeypatch):
     assert set(kept) == set(runs._kept_manifest(tmp_path / "kept"))
     scores = json.loads((tmp_path / "kept" / "val_scores.json").read_text())  # each sweep's validation scores, kept
     assert {r.tag for r in study.sweep_runs(p) + study.colour_sweep_runs(p)} <= set(scores)
+
+
+def test_task_table_in_worker_processes_equals_one_process(tmp_path):
+    """Table 2 at smoke size with its evaluations in two worker processes (the cpu preset's `workers`) gives the
+    table one process gives: the same top-1, PSNR up to float rounding, the CBM3D row on the subset."""
+    p = get_preset("smoke", task_sigmas=(30.0,))
+    torch.manual_seed(0)
+    dens = {"separate": [DenoiseNet(1, 0.125).eval(), DenoiseNet(1, 0.125).eval()]}
+    one = study.task_table("A", dens, p, tmp_path / "one", "table2", progress=False)
+    two = study.task_table("A", dens, dataclasses.replace(p, workers=2), tmp_path / "two", "table2", progress=False)
+    assert list(one["rows"]) == list(two["rows"]) == ["noisy", "CBM3D", "separate"]
+    for row, by_sigma in one["rows"].items():
+        got = two["rows"][row]["30"]
+        for key, v in by_sigma["30"].items():
+            assert got[key] == pytest.approx(v, abs=1e-4), (row, key)
+    assert "metric" not in one["rows"]["CBM3D"]["30"] and one["rows"]["separate"]["30"]["metric_subset_seeds"]

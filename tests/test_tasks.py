@@ -184,3 +184,23 @@ def test_evaluate_task_head_equals_the_first_images_scored_alone():
     assert seg["head"]["psnr"] == seg_alone["psnr"]
     with pytest.raises(ValueError, match="head"):
         evaluate_task(a, x, y, head=0)
+
+
+def test_evaluate_many_in_two_processes_gives_the_one_process_numbers(tmp_path, monkeypatch):
+    """Tables 2-3 run their (row, seed, sigma) evaluations in worker processes: the same numbers, in job order, as
+    one process (up to float rounding), a subset job ("n") included."""
+    from dmh.evaluate import evaluate_many
+
+    monkeypatch.setenv("DMH_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    a, c = tasks.fashion_item_classifier(), tasks.fashion_item_resnet()
+    x, y = torch.rand(10, 1, 32, 32), torch.randint(0, 10, (10,))
+    jobs = [{"sigma": 30.0, "seed": 0, "batch_size": 5, "denoiser": DenoiseNet(1, 0.125).eval(), "head": 5},
+            {"sigma": 60.0, "seed": 0, "batch_size": 5, "denoiser": None, "n": 5}]  # fmt: skip
+    one = evaluate_many(a, x, y, jobs, workers=1, also={"C": c})
+    two = evaluate_many(a, x, y, jobs, workers=2, also={"C": c})
+    assert one[1]["psnr"] == evaluate_task(a, x[:5], y[:5], sigma=60.0, seed=0)["psnr"]
+    for r1, r2 in zip(one, two):
+        assert r1["psnr"] == pytest.approx(r2["psnr"], abs=1e-4) and r1["top1"] == r2["top1"]
+        assert r1["also"] == r2["also"]
+    assert one[0]["head"]["top1"] == two[0]["head"]["top1"]

@@ -23,7 +23,7 @@ from dmh.evalsets import (
     test_photos,
     test_set,
 )
-from dmh.evaluate import evaluate_task, noisy_batch
+from dmh.evaluate import evaluate_many, evaluate_task, noisy_batch
 from dmh.inference import denoise
 from dmh.layout import require
 from dmh.metrics import psnr, ssim
@@ -205,37 +205,36 @@ def task_table(
         res[f"{key}_seeds"] = vals
         res[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
 
-    from tqdm.auto import tqdm
-
     # The CBM3D row's mosaics, `p.workers` at once into the disk cache; the table below reads them
     warm_cbm3d_mosaics([(noisy_batch(x[i : i + bs], s, p.seed, i), s) for s in p.task_sigmas
                         for i in range(0, n_sub, bs)], p.workers)  # fmt: skip
-    bar = tqdm(total=len(p.task_sigmas) * sum(len(d) for d in rows.values()), desc=name, unit="denoiser x sigma",
-               disable=not progress)  # fmt: skip
+    seed = p.seed  # image i's noise: dmh.noise.noise_generator(p.seed, s, i), the same for every row
+    jobs, where = [], []
     for s in p.task_sigmas:
-        seed = p.seed  # image i's noise: dmh.noise.noise_generator(p.seed, s, i), the same for every row
         for row, dens in rows.items():
-            res: dict[str, Any] = {}
-            subs, fulls = [], []
             for den in dens:
-                kw = {"sigma": s, "denoiser": den, "seed": seed, "batch_size": bs, "also": also}
-                if row == "CBM3D":
-                    subs.append(evaluate_task(tnet, x[:n_sub], y[:n_sub], **kw))
-                else:  # the subset's numbers come from the same passes (`head`)
-                    fulls.append(evaluate_task(tnet, x, y, head=n_sub, **kw))
-                    subs.append(fulls[-1]["head"])
-                bar.update(1)
-            summarise(res, "metric_subset", [r[metric] for r in subs])
-            summarise(res, "psnr_subset", [r["psnr"] for r in subs])
+                kw = {"sigma": s, "denoiser": den, "seed": seed, "batch_size": bs}
+                # CBM3D on the subset only; every other row's subset numbers come from its full passes (`head`)
+                jobs.append({**kw, "n": n_sub} if row == "CBM3D" else {**kw, "head": n_sub})
+                where.append((s, row))
+    results = evaluate_many(tnet, x, y, jobs, workers=p.workers, also=also, progress=progress, desc=name)
+    grouped: dict[tuple[float, str], list[dict[str, Any]]] = {}
+    for key, r in zip(where, results):
+        grouped.setdefault(key, []).append(r)
+    for (s, row), res_list in grouped.items():
+        res: dict[str, Any] = {}
+        subs = [r if row == "CBM3D" else r["head"] for r in res_list]
+        fulls = [] if row == "CBM3D" else res_list
+        summarise(res, "metric_subset", [r[metric] for r in subs])
+        summarise(res, "psnr_subset", [r["psnr"] for r in subs])
+        if also:
+            summarise(res, "metric_unseen_subset", [r["also"]["unseen"]["top1"] for r in subs])
+        if fulls:
+            summarise(res, "metric", [r[metric] for r in fulls])
+            summarise(res, "psnr", [r["psnr"] for r in fulls])
             if also:
-                summarise(res, "metric_unseen_subset", [r["also"]["unseen"]["top1"] for r in subs])
-            if fulls:
-                summarise(res, "metric", [r[metric] for r in fulls])
-                summarise(res, "psnr", [r["psnr"] for r in fulls])
-                if also:
-                    summarise(res, "metric_unseen", [r["also"]["unseen"]["top1"] for r in fulls])
-            table.setdefault(row, {})[str(int(s))] = res
-    bar.close()
+                summarise(res, "metric_unseen", [r["also"]["unseen"]["top1"] for r in fulls])
+        table.setdefault(row, {})[str(int(s))] = res
     clean = evaluate_task(tnet, x, y, batch_size=bs, also=also)
     result = {"task": task, "metric": metric, "clean": clean[metric], "n": len(x), "n_subset": n_sub, "rows": table,
               "seeds": {row: len(d) for row, d in rows.items()}, "lams": dict(lams or {}), "preset": p.asdict(),
@@ -384,14 +383,18 @@ def real_photo_rows(denoisers: dict[str, list[nn.Module]], p: Preset, out: Path)
     with torch.inference_mode():
         clean_top = {k: torch.cat([n(x[i : i + 16]).argmax(1) for i in range(0, len(x), 16)]) for k, n in nets.items()}
     s = p.eff_val_sigma
+    all_rows = {"noisy": [None], **denoisers}
+    jobs = [{"sigma": s, "denoiser": den, "seed": p.seed + d, "batch_size": 16}
+            for dens in all_rows.values() for den in dens for d in range(draws)]  # fmt: skip
+    results = iter(evaluate_many(nets["lite0"], x, clean_top["lite0"], jobs, workers=p.workers,
+                                 also={"lite2": (nets["lite2"], clean_top["lite2"])}, desc="real photos"))  # fmt: skip
     rows: dict[str, Any] = {}
-    for row, dens in {"noisy": [None], **denoisers}.items():
+    for row, dens in all_rows.items():
         per: dict[str, list[list[float]]] = {"lite0": [], "lite2": [], "psnr": []}
-        for den in dens:
+        for _ in dens:
             vals: dict[str, list[float]] = {"lite0": [], "lite2": [], "psnr": []}
-            for d in range(draws):
-                r = evaluate_task(nets["lite0"], x, clean_top["lite0"], sigma=s, denoiser=den, seed=p.seed + d,
-                                  batch_size=16, also={"lite2": (nets["lite2"], clean_top["lite2"])})  # fmt: skip
+            for _ in range(draws):
+                r = next(results)
                 vals["lite0"].append(r["top1"])
                 vals["lite2"].append(r["also"]["lite2"]["top1"])
                 vals["psnr"].append(r["psnr"])
