@@ -1,13 +1,14 @@
 """dmh benchmarks (issue 6): denoising speed against CBM3D, images/s, training throughput against the machine's
-measured fp32 matmul peak, quality from the study's Table 1, peak memory of tiled denoising, a profile, torch.compile.
+measured fp32 matmul peak, quality from the study's Table 1, peak memory of tiled denoising, a profile, torch.compile,
+the explorer's update time.
 
     .venv/bin/python bench/run.py                  # everything, full size; writes bench/results.json, bench/RESULTS.md
     .venv/bin/python bench/run.py --quick          # tiny sizes (checks the code; numbers mean nothing) -> bench/out/
     .venv/bin/python bench/run.py --only speed,train   # some sections (merged into the existing results.json)
 
-Sections: env, speed, batch, train, quality, memory, profile, compile (see bench/README.md). Times are wall-clock
-medians (time.perf_counter) after one warm-up call; the machine's load average is recorded, since on a busy machine the
-numbers are not the machine's.
+Sections: env, speed, batch, train, quality, memory, profile, compile, explorer (see bench/README.md). Times are
+wall-clock medians (time.perf_counter) after one warm-up call; the machine's load average is recorded, since on a busy
+machine the numbers are not the machine's.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ from dmh.fast import fuse_conv_bn, prepare  # noqa: E402
 from dmh.inference import denoise  # noqa: E402
 from dmh.nets import DenoiseNet  # noqa: E402
 
-SECTIONS = ("env", "speed", "batch", "train", "quality", "memory", "profile", "compile")
+SECTIONS = ("env", "speed", "batch", "train", "quality", "memory", "profile", "compile", "explorer")
 TARGET_RATIO = 20.0  # denoising at least 20x faster than CBM3D
 TARGET_UTIL = 0.6  # training step at >= 60% of the conv peak (width 1, batch 32, dmh.training's channels_last layout)
 TARGET_MEM_MB = 2048.0  # peak memory of denoising a 4000 x 3000 image
+TARGET_UPDATE_S = 1.0  # one explorer update (slider -> denoise -> task net -> PNG), one thread
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Sizes:
     mem_hw: tuple[int, int] = (3000, 4000)
     profile_hw: int = 256
     compile_hw: int = 256
+    explorer_runs: int = 5
 
 
 FULL = Sizes()
@@ -78,6 +81,7 @@ QUICK = Sizes(
     mem_hw=(300, 400),
     profile_hw=64,
     compile_hw=64,
+    explorer_runs=1,
 )
 
 
@@ -693,6 +697,58 @@ def bench_compile(sizes: Sizes) -> dict[str, Any]:
     return res
 
 
+def bench_explorer(sizes: Sizes) -> dict[str, Any]:
+    """Wall and CPU time of one explorer update (the sigma slider moves: noise, denoise, task network, figure, PNG) with
+    DenoiseNet(width=0.5) and the real classifier A / segmenter B architectures (random weights) on a 28x28 item and a
+    96x96 scene, on one thread as the browser's kernel beside a training run: median over `explorer_runs` updates."""
+    from dmh.tasks import fashion_classifier, fashion_segmenter
+    from dmh.widgets import Explorer, ExplorerTask
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(0)
+        tasks = {
+            "classification": ExplorerTask(
+                fashion_classifier(), torch.rand(2, 1, 28, 28, generator=g), torch.tensor([0, 1]),
+                [str(k) for k in range(10)],
+            ),
+            "segmentation": ExplorerTask(
+                fashion_segmenter(), torch.rand(2, 1, 96, 96, generator=g),
+                torch.randint(0, 11, (2, 96, 96), generator=g), [str(k) for k in range(11)],
+            ),
+        }  # fmt: skip
+        ex = Explorer({"lambda=0.5": DenoiseNet(in_channels=1, width=0.5)}, tasks)
+        _ = ex.ui  # builds the widgets
+        ex.update()  # the first draw loads fonts
+        rows = []
+        for task in tasks:
+            ex.w_task.value = task
+            for sigma in (15, 50, 95):
+                walls, cpus = [], []
+                for k in range(sizes.explorer_runs):
+                    t0, c0 = time.perf_counter(), time.thread_time()
+                    ex.w_sigma.value = sigma + (k % 2)  # a slider move: every update recomputes
+                    walls.append(time.perf_counter() - t0)
+                    cpus.append(time.thread_time() - c0)
+                    if ex.last_error is not None:
+                        raise RuntimeError(ex.last_error)
+                rows.append({"task": task, "sigma": sigma, "wall_s": statistics.median(walls),
+                             "cpu_s": statistics.median(cpus), "max_wall_s": max(walls)})  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    worst = max(r["wall_s"] for r in rows)
+    md = table(
+        ["task", "sigma", "update wall (median)", "update CPU (median)", "slowest wall"],
+        [
+            [r["task"], r["sigma"], f"{r['wall_s']:.3f} s", f"{r['cpu_s']:.3f} s", f"{r['max_wall_s']:.3f} s"]
+            for r in rows
+        ],
+    )
+    return {"rows": rows, "worst_median_wall_s": worst, "md": md}
+
+
 # ----------------------------------------------------------------------------------------------------------- report
 def targets(results: dict[str, Any], quick: bool) -> str:
     rows = []
@@ -745,6 +801,12 @@ def targets(results: dict[str, Any], quick: bool) -> str:
                 "yes" if m["delta_mb"] < TARGET_MEM_MB else "no",
             ]
         )
+    if "explorer" in results:
+        w = results["explorer"]["worst_median_wall_s"]
+        rows.append(
+            ["explorer update (slider -> PNG), one thread, slowest task/sigma", f"< {TARGET_UPDATE_S:g} s", "-",
+             f"{w:.3f} s", "yes" if w < TARGET_UPDATE_S else "no"]
+        )  # fmt: skip
     note = " QUICK RUN: tiny sizes, the targets do not apply." if quick else ""
     return f"Before = plain path, after = fast path (dmh.fast).{note}\n\n" + table(
         ["target", "goal", "before", "after", "met"], rows
@@ -770,6 +832,7 @@ def write_report(results: dict[str, Any], out: Path, quick: bool) -> Path:
         "memory": "Peak memory of tiled denoising",
         "profile": "Profile: where the time goes",
         "compile": "torch.compile",
+        "explorer": "Explorer: one update",
     }
     for k in SECTIONS:
         if k in results:
@@ -818,6 +881,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: bench_memory(sizes),
         "profile": lambda: bench_profile(sizes),
         "compile": lambda: bench_compile(sizes),
+        "explorer": lambda: bench_explorer(sizes),
     }
     for name in SECTIONS:
         if name not in run:

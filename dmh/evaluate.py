@@ -14,10 +14,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from dmh.metrics import ConfusionMatrix, psnr, topk_accuracy
-from dmh.noise import add_noise, noise_generator
+from dmh.noise import noisy_images
 from dmh.tasks import TaskNet
 
-__all__ = ["Denoise", "evaluate_task", "evaluate_many", "noisy_batch", "noise_degradation"]
+__all__ = ["Denoise", "evaluate_task", "evaluate_many", "noise_degradation"]
 
 #: A denoising step for evaluation: (noisy batch (N, C, H, W), sigma on 0-255) -> denoised batch.
 Denoise = Callable[[Tensor, float], Tensor]
@@ -39,12 +39,6 @@ def as_denoise(denoiser: nn.Module | Denoise | None) -> Denoise | None:
             return net(x)
 
     return run
-
-
-def noisy_batch(clean: Tensor, sigma: float, seed: int, start: int) -> Tensor:
-    """The noisy version of images start, start + 1, ... of a set (`clean`: (N, C, H, W) in [0, 1]) at `sigma`
-    (0-255): image i gets `noise_generator(seed, sigma, i)`, the rule of every evaluation here."""
-    return torch.cat([add_noise(c[None], sigma, noise_generator(seed, sigma, start + k)) for k, c in enumerate(clean)])
 
 
 @torch.inference_mode()
@@ -102,7 +96,7 @@ def evaluate_task(
     for i in tqdm(range(0, n, bs), desc=desc, disable=not progress, leave=False):
         clean = images[i][None] if ragged else images[i : i + bs]
         if sigma > 0:
-            x = noisy_batch(clean, sigma, seed, i)
+            x = noisy_images(clean, sigma, seed, i)
         else:
             x = clean
         if run is not None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["add_noise", "sample_sigma", "check_sigma", "noise_generator"]
+__all__ = ["add_noise", "sample_sigma", "check_sigma", "noise_generator", "noisy_images"]
 
 
 def check_sigma(sigma: float | Sequence[float] | Tensor, name: str = "sigma") -> Tensor:
@@ -71,3 +71,9 @@ def add_noise(
     n = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device, x.dtype)
     y = x + n * (s.to(x.device, x.dtype) / 255.0)
     return y.clamp(0.0, 1.0) if clip else y
+
+
+def noisy_images(clean: Tensor, sigma: float, seed: int, start: int = 0) -> Tensor:
+    """The evaluation noise of images start, start + 1, ... of a set (`clean`: (N, C, H, W) in [0, 1]) at `sigma`
+    (0-255): image i gets `noise_generator(seed, sigma, i)`, so any batch of the set sees the same noisy pixels."""
+    return torch.cat([add_noise(c[None], sigma, noise_generator(seed, sigma, start + k)) for k, c in enumerate(clean)])

@@ -5,7 +5,6 @@ thread at the cpu preset's sizes."""
 from __future__ import annotations
 
 import base64
-import time
 
 import pytest
 import torch
@@ -195,11 +194,10 @@ def test_show_displays_without_a_notebook(explorer, capsys):
     assert "VBox" in capsys.readouterr().out  # IPython's display prints the widget's repr outside a kernel
 
 
-def test_update_under_one_second_at_cpu_sizes(one_thread):
-    """DenoiseNet(width=0.5) with the real classifier A / segmenter B architectures (random weights) on a 28x28
-    item and a 96x96 scene, one thread. Each update (slider change -> compute -> PNG in the Output) must take under
-    1 s of CPU time and of wall time; the machine is shared, so an update slower than 1 s on the wall clock is
-    timed again (up to twice) and its best time counts."""
+def test_every_slider_move_redraws_at_cpu_sizes(one_thread):
+    """DenoiseNet(width=0.5) with the real classifier A / segmenter B architectures (random weights) on a 28x28 item
+    and a 96x96 scene, one thread: each sigma slider move draws a new PNG without an error. How long an update takes
+    (target: under 1 s) is measured by `bench/run.py --only explorer`, not here."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     tasks = {
@@ -213,31 +211,17 @@ def test_update_under_one_second_at_cpu_sizes(one_thread):
         ),
     }  # fmt: skip
     ex = Explorer({"lambda=0.5": DenoiseNet(in_channels=1, width=0.5)}, tasks)
-    ex._create_ui()
-    ex.update()  # warm-up (the first draw loads fonts)
-    wall, cpu, first = {}, {}, {}
+    _ = ex.ui  # builds the widgets
+    ex.update()
+    seen = set()
     for task in tasks:
         ex.w_task.value = task
         for sigma in (15, 50, 95):
-            t0, c0 = time.perf_counter(), time.thread_time()
             ex.w_sigma.value = sigma  # as a user moving the slider
-            wall[task, sigma], cpu[task, sigma] = time.perf_counter() - t0, time.thread_time() - c0
-            first[task, sigma] = wall[task, sigma]
-            assert _png(ex).startswith(PNG) and ex.last_error is None
-            for _ in range(2):
-                if wall[task, sigma] < 1.0:
-                    break
-                t0 = time.perf_counter()
-                ex.update()
-                wall[task, sigma] = min(wall[task, sigma], time.perf_counter() - t0)
-    fmt = {
-        f"{k[0]}@{k[1]}": f"{wall[k]:.3f} s wall, {cpu[k]:.3f} s cpu"
-        + (f" (first try {first[k]:.3f} s wall)" if first[k] != wall[k] else "")
-        for k in wall
-    }
-    print("update times:", fmt)
-    assert max(cpu.values()) < 1.0, f"an update used over 1 s of CPU: {fmt}"
-    assert max(wall.values()) < 1.0, f"an update took over 1 s: {fmt}"
+            png = _png(ex)
+            assert png.startswith(PNG) and ex.last_error is None, (task, sigma, ex.last_error)
+            seen.add(png)
+    assert len(seen) == 6  # six different pictures: the noise level and the task change what is drawn
 
 
 def test_zoom_gallery_switches_the_picture(tmp_path):

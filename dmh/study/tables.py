@@ -23,11 +23,12 @@ from dmh.evalsets import (
     test_photos,
     test_set,
 )
-from dmh.evaluate import evaluate_many, evaluate_task, noisy_batch
+from dmh.evaluate import evaluate_many, evaluate_task
 from dmh.inference import denoise
 from dmh.layout import require
 from dmh.metrics import psnr, ssim
 from dmh.nets import DenoiseNet
+from dmh.noise import noisy_images
 from dmh.presets import Preset, check_scale
 from dmh.study.bases import finetune, task_nets, unseen_classifier
 
@@ -206,7 +207,7 @@ def task_table(
         res[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
 
     # The CBM3D row's mosaics, `p.workers` at once into the disk cache; the table below reads them
-    warm_cbm3d_mosaics([(noisy_batch(x[i : i + bs], s, p.seed, i), s) for s in p.task_sigmas
+    warm_cbm3d_mosaics([(noisy_images(x[i : i + bs], s, p.seed, i), s) for s in p.task_sigmas
                         for i in range(0, n_sub, bs)], p.workers)  # fmt: skip
     seed = p.seed  # image i's noise: dmh.noise.noise_generator(p.seed, s, i), the same for every row
     jobs, where = [], []
@@ -314,7 +315,7 @@ def imagenet_table(denoisers: dict[str, nn.Module | list[nn.Module]], p: Preset,
     eff = efficientnet_lite0(size=p.eff_size)
     x, y = imagenet20_at(p.imagenet_size)
     rows: dict[str, Any] = {"noisy": None, "CBM3D": cbm3d_mosaic, **denoisers}
-    warm_cbm3d_mosaics([(noisy_batch(x[i : i + 20], s, p.seed, i), s) for s in p.imagenet_sigmas
+    warm_cbm3d_mosaics([(noisy_images(x[i : i + 20], s, p.seed, i), s) for s in p.imagenet_sigmas
                         for i in range(0, len(x), 20)], p.workers)  # fmt: skip
     table: dict[str, dict[str, dict[str, float]]] = {}
     for s in p.imagenet_sigmas:

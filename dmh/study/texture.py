@@ -20,10 +20,10 @@ from torch import Tensor, nn
 
 from dmh.checkpoint import write_json
 from dmh.evalsets import photo_noise, test_photos, test_set
-from dmh.evaluate import noisy_batch
 from dmh.inference import denoise
 from dmh.layout import read_json, require
 from dmh.metrics import gradient_similarity, high_frequency_ratio, perceptual_distance, psnr, ssim
+from dmh.noise import noisy_images
 from dmh.presets import Preset, check_scale
 from dmh.stats import Z, summary
 from dmh.study.bases import colour_finetune, finetune, unseen_classifier
@@ -61,7 +61,7 @@ def _grey_set(task: str, p: Preset) -> tuple[Tensor, Tensor]:
     x, _ = test_set(task, p)
     x = x[: p.task(task).n_bm3d]
     s = p.ablation_sigma
-    return x, noisy_batch(x, s, p.seed, 0)
+    return x, noisy_images(x, s, p.seed, 0)
 
 
 def _run(net: nn.Module, noisy: Tensor, batch: int = 64) -> Tensor:
