@@ -701,29 +701,16 @@ def bench_explorer(sizes: Sizes) -> dict[str, Any]:
     """Wall and CPU time of one explorer update (the sigma slider moves: noise, denoise, task network, figure, PNG) with
     DenoiseNet(width=0.5) and the real classifier A / segmenter B architectures (random weights) on a 28x28 item and a
     96x96 scene, on one thread as the browser's kernel beside a training run: median over `explorer_runs` updates."""
-    from dmh.tasks import fashion_classifier, fashion_segmenter
-    from dmh.widgets import Explorer, ExplorerTask
+    from dmh.widgets import cpu_size_explorer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        torch.manual_seed(0)
-        g = torch.Generator().manual_seed(0)
-        tasks = {
-            "classification": ExplorerTask(
-                fashion_classifier(), torch.rand(2, 1, 28, 28, generator=g), torch.tensor([0, 1]),
-                [str(k) for k in range(10)],
-            ),
-            "segmentation": ExplorerTask(
-                fashion_segmenter(), torch.rand(2, 1, 96, 96, generator=g),
-                torch.randint(0, 11, (2, 96, 96), generator=g), [str(k) for k in range(11)],
-            ),
-        }  # fmt: skip
-        ex = Explorer({"lambda=0.5": DenoiseNet(in_channels=1, width=0.5)}, tasks)
+        ex = cpu_size_explorer()
         _ = ex.ui  # builds the widgets
         ex.update()  # the first draw loads fonts
         rows = []
-        for task in tasks:
+        for task in ("classification", "segmentation"):
             ex.w_task.value = task
             for sigma in (15, 50, 95):
                 walls, cpus = [], []

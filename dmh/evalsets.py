@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from dmh.data import SceneSampler, fashion_scenes_test, photos
 from dmh.layout import SEEDS
-from dmh.noise import add_noise, noise_generator
+from dmh.noise import noisy_images
 from dmh.presets import Preset
 
 __all__ = ["test_photos", "photo_noise", "test_photo_names", "zoom_box", "test_set", "val_set", "colour_val_set",
@@ -29,7 +29,7 @@ def test_photos(p: Preset) -> dict[str, Tensor]:
 
 def photo_noise(clean: Tensor, sigma: float, k: int, p: Preset) -> Tensor:
     """The noisy version of TEST photo number k at `sigma`, seeded so that every method and notebook sees it."""
-    return add_noise(clean[None], sigma, noise_generator(p.seed, sigma, k))
+    return noisy_images(clean[None], sigma, p.seed, k)
 
 
 def test_photo_names(p: Preset) -> list[str]:

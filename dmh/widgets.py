@@ -28,7 +28,7 @@ from dmh.noise import add_noise, check_sigma
 from dmh.tasks import TaskNet
 from dmh.viz import label_legend, new_figure, show_image, show_labels
 
-__all__ = ["ExplorerTask", "Explorer", "Finetuner", "NONE", "explorer_figure", "zoom_gallery"]
+__all__ = ["ExplorerTask", "Explorer", "Finetuner", "NONE", "explorer_figure", "zoom_gallery", "cpu_size_explorer"]
 
 #: The inputs the explorer compares, in display order ("compared" only when a second denoiser is chosen).
 INPUTS = ("noisy", "denoised", "compared", "clean")
@@ -490,3 +490,25 @@ def zoom_gallery(folder: Any, pattern: str = "07_zoom_*.png") -> Any:
 
     pick.observe(show, names="value")
     return w.VBox([pick, image])
+
+
+def cpu_size_explorer(seed: int = 0) -> Explorer:
+    """An explorer at the cpu preset's sizes with random weights (no files read): DenoiseNet(width=0.5) before the
+    classifier A and segmenter B architectures, two 28x28 items and two 96x96 scenes. What the explorer's test and its
+    benchmark (`bench/run.py --only explorer`) drive."""
+    from dmh.nets import DenoiseNet
+    from dmh.tasks import fashion_classifier, fashion_segmenter
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    tasks = {
+        "classification": ExplorerTask(
+            fashion_classifier(), torch.rand(2, 1, 28, 28, generator=g), torch.tensor([0, 1]),
+            [str(k) for k in range(10)],
+        ),
+        "segmentation": ExplorerTask(
+            fashion_segmenter(), torch.rand(2, 1, 96, 96, generator=g), torch.randint(0, 11, (2, 96, 96), generator=g),
+            [str(k) for k in range(11)],
+        ),
+    }  # fmt: skip
+    return Explorer({"lambda=0.5": DenoiseNet(in_channels=1, width=0.5)}, tasks)

@@ -12,8 +12,8 @@ from torch import nn
 
 from dmh.metrics import ConfusionMatrix
 from dmh.nets import DenoiseNet
-from dmh.tasks import TaskNet, fashion_classifier, fashion_segmenter
-from dmh.widgets import Explorer, ExplorerTask, explorer_figure
+from dmh.tasks import TaskNet
+from dmh.widgets import Explorer, ExplorerTask, cpu_size_explorer, explorer_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -198,23 +198,11 @@ def test_every_slider_move_redraws_at_cpu_sizes(one_thread):
     """DenoiseNet(width=0.5) with the real classifier A / segmenter B architectures (random weights) on a 28x28 item
     and a 96x96 scene, one thread: each sigma slider move draws a new PNG without an error. How long an update takes
     (target: under 1 s) is measured by `bench/run.py --only explorer`, not here."""
-    torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-    tasks = {
-        "classification": ExplorerTask(
-            fashion_classifier(), torch.rand(2, 1, 28, 28, generator=g), torch.tensor([0, 1]),
-            [str(k) for k in range(10)],
-        ),
-        "segmentation": ExplorerTask(
-            fashion_segmenter(), torch.rand(2, 1, 96, 96, generator=g), torch.randint(0, 11, (2, 96, 96), generator=g),
-            [str(k) for k in range(11)],
-        ),
-    }  # fmt: skip
-    ex = Explorer({"lambda=0.5": DenoiseNet(in_channels=1, width=0.5)}, tasks)
+    ex = cpu_size_explorer()
     _ = ex.ui  # builds the widgets
     ex.update()
     seen = set()
-    for task in tasks:
+    for task in ("classification", "segmentation"):
         ex.w_task.value = task
         for sigma in (15, 50, 95):
             ex.w_sigma.value = sigma  # as a user moving the slider
