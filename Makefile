@@ -7,6 +7,7 @@
 #                         installs Chromium + ChromeDriver first (apt) for the explorer's browser test
 #   make reproduce        the whole study at PRESET (cpu by default, or smoke; the paper scale runs with torchrun -m dmh.ddp)
 #   make bench            the benchmarks
+#   make mutate           mutation testing of the thin core against its fast tests (mutmut; bench/MUTATION.md)
 #   make lab              JupyterLab on the notebooks (the explorer, 08, reads the last run's results/cpu/)
 #   make lint             ruff
 #   make clean            remove results/ ; make distclean also removes .venv
@@ -16,7 +17,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Data packages of STUDY.md: their images are all dmh uses, so they are installed without their dependencies.
+# Data packages (docs/DESIGN.md, "Splits"): their images are all dmh uses, so they are installed without their dependencies.
 DATA_PKGS := sporco==0.2.2.post1 foolbox==3.3.4
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 FASHION_MNIST_DEB := dataset-fashion-mnist
@@ -25,7 +26,7 @@ TEST_PREFIX ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := install
-.PHONY: install data photos browser test reproduce bench lint lab clean distclean
+.PHONY: install data photos browser test reproduce bench mutate lint lab clean distclean
 
 install: $(STAMP) data photos
 
@@ -94,9 +95,17 @@ reproduce: install
 bench: install
 	$(PY) bench/run.py
 
+# Mutation testing (mutmut, [tool.mutmut] in pyproject.toml: the core modules against their fast tests), caches off so
+# that every mutant recomputes; one thread per mutant, a mutant per core. The score and the survivors: bench/MUTATION.md.
+mutate: install
+	rm -rf mutants
+	DMH_CACHE=off OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $$(nproc)
+	$(PY) bench/mutation.py
+
 # JupyterLab on the notebooks; their parameters cells read results/cpu/ (the last `make reproduce`).
+# As root (common in containers) JupyterLab refuses to start without --allow-root: it is added then.
 lab: install
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lint: install
 	$(VENV)/bin/ruff check dmh tests bench hubconf.py

@@ -8,6 +8,7 @@ The names below are imported on first use (PEP 562), so that `import dmh.cli` (a
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -29,6 +30,8 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
+        if importlib.util.find_spec(f"dmh.{name}") is not None:  # a submodule: `import dmh; dmh.nets.denoisenet`
+            return importlib.import_module(f"dmh.{name}")
         raise AttributeError(f"module 'dmh' has no attribute {name!r}")
     value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
@@ -28,19 +27,10 @@ from tqdm.auto import tqdm
 
 from dmh.checkpoint import atomic_write
 from dmh.images import to_nchw
+from dmh.layout import cache_dir
 from dmh.noise import check_sigma
 
 __all__ = ["cache_dir", "cbm3d", "cbm3d_many", "cbm3d_mosaic", "mosaic", "warm_cbm3d_mosaics"]
-
-
-def cache_dir() -> Path | None:
-    """The folder of the CBM3D cache (module docstring), or None when `DMH_CACHE` is "off" / "0" / "none"."""
-    v = os.environ.get("DMH_CACHE", "")
-    if v.lower() in ("off", "0", "none"):
-        return None
-    if v:
-        return Path(v)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dmh"
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:

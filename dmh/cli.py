@@ -1,5 +1,5 @@
 """The `dmh` command line: `dmh denoise`, `dmh train-tasks`, `dmh train-denoiser`, `dmh release-denoiser`,
-`dmh train-sweep`, `dmh reproduce`, `dmh report` (see `dmh -h`).
+`dmh train-sweep`, `dmh reproduce`, `dmh compare`, `dmh report` (see `dmh -h`).
 
 Argument parsing only: each command imports what it runs when it runs (so `dmh --help` and argument errors answer
 without importing torch), and nothing imports this module. An error is printed as one line naming the command, the
@@ -17,12 +17,14 @@ from pathlib import Path
 
 from dmh.layout import DATA
 
-__all__ = ["main", "RECIPE_NAMES", "STUDY_PRESETS"]
+__all__ = ["main", "RECIPE_NAMES", "STUDY_PRESETS", "OTHER_BASES"]
 
 #: `dmh.denoisers.RECIPES`' names and the presets the notebooks run (`dmh.presets.PRESETS` but "paper", which runs
 #: through `torchrun -m dmh.ddp`), written here so that parsing needs no torch (a test keeps them equal).
-RECIPE_NAMES = ("colour-blind", "colour-s15", "colour-s25", "colour-s50", "grey-blind")
+RECIPE_NAMES = ("colour-blind", "colour-s15", "colour-s25", "colour-s50", "grey-blind", "grey-dncnn")
 STUDY_PRESETS = ("cpu", "smoke")
+#: `dmh.study.other_denoisers.OTHER_BASES`' names (a test keeps them equal).
+OTHER_BASES = ("grey-dncnn",)
 
 
 def _train_tasks(args: argparse.Namespace) -> None:
@@ -106,6 +108,13 @@ def _train_sweep(args: argparse.Namespace) -> None:
         overrides["eff_sweep_seeds"] = tuple(args.eff_seeds)
     p = get_preset(args.preset, **overrides)
     command = "dmh " + " ".join(sys.argv[1:])
+    if args.other:
+        from dmh.study import train_other_sweep
+
+        kept = train_other_sweep(args.other, p, Path(args.out) / p.name, hours=args.hours, workers=args.workers,
+                                 command=command)  # fmt: skip
+        print(f"{len(kept)} fine-tunes kept in {KEPT_DIR}")
+        return
     kept = train_sweep(p, Path(args.out) / p.name, hours=args.hours, workers=args.workers, colour=not args.grey_only,
                        grey=not args.colour_only, rows=not args.colour_only, command=command)  # fmt: skip
     print(f"{len(kept)} fine-tunes kept in {KEPT_DIR}")
@@ -114,7 +123,26 @@ def _train_sweep(args: argparse.Namespace) -> None:
 def _reproduce(args: argparse.Namespace) -> None:
     from dmh.notebooks import run_notebooks
 
+    if args.no_cache:  # the notebooks' kernels inherit it: every evaluation and CBM3D result computed, none stored
+        os.environ["DMH_CACHE"] = "off"
     run_notebooks(args.preset, Path(args.out), start=args.start, retrain=args.retrain)
+    _compare_and_say(Path(args.out) / args.preset, None)
+
+
+def _compare_and_say(run: Path, reference: Path | None) -> None:
+    from dmh.docs import DOCS
+    from dmh.reproduction import write
+
+    ref = reference if reference is not None else DOCS / "results"
+    if not (ref / "claims.json").is_file():
+        print(f"no published results in {ref} to compare with")
+        return
+    path, line = write(run, ref)
+    print(f"{line}: {path}")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    _compare_and_say(Path(args.run), Path(args.reference) if args.reference else None)
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -122,12 +150,25 @@ def _report(args: argparse.Namespace) -> None:
     from dmh.report import write_report
 
     folder = Path(args.out) / args.preset
+    root = Path(args.readme).resolve().parent if args.readme else None
+    published = root is not None and folder.resolve() in (
+        (root / "docs" / "results").resolve(),
+        (root / "docs").resolve(),
+    )
+    if args.readme and (published or not folder.is_dir()):
+        from dmh import docs
+
+        # no run to publish (a fresh clone), or the published files themselves: regenerate from docs/results/ only
+        print(f"no run in {folder} to publish; README.md and docs/RESULTS.md regenerated from {root / 'docs/results'}"
+              if not published else f"regenerating from the published files in {root / 'docs/results'}")  # fmt: skip
+        for written in docs.refresh(root):
+            print(f"updated {written}")
+        return
     path = write_report(folder, machine_line() if args.machine else "")
     print(f"report: {path}")
     if args.readme:
         from dmh import docs
 
-        root = Path(args.readme).resolve().parent
         copied = docs.publish(folder, root / "docs")
         for written in docs.refresh(root):
             print(f"updated {written} ({len(copied)} result files and figures in {root / 'docs'})")
@@ -187,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--width", type=float, default=None)
     p.add_argument("--run", default=None, help="run folder (default: data/training/<name>-w<width>)")
     p.add_argument("--command", default=None, help="the training command to record (default: none)")
-    p.add_argument("--note", default="", help="a note for the manifest")
+    p.add_argument("--note", default=None, help="a note for the manifest (default: keep the entry's note)")
     p.add_argument("--readme", default=None, help="also refresh this README's released-denoisers table")
     p.set_defaults(func=_release_denoiser)
 
@@ -200,7 +241,13 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="train every fine-tune instead of loading the kept ones of data/finetunes/ (hours on 2 cores)",
     )
+    p.add_argument("--no-cache", action="store_true", help="compute every evaluation and CBM3D result (DMH_CACHE=off)")
     p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("compare", help="compare a run's verdicts and numbers with the published ones (REPRODUCTION.md)")
+    p.add_argument("run", help="a results folder, e.g. results/cpu or results/cpu/lam=0.05")
+    p.add_argument("--reference", default=None, help="the folder to compare with (default: the published docs/results)")
+    p.set_defaults(func=_compare)
 
     p = sub.add_parser(
         "train-sweep", help="train the study's fine-tunes (03's sweep, 07's) and keep them in data/finetunes/"
@@ -214,6 +261,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--colour-only", action="store_true", help="only 07's colour sweep (no grey sweep, no rows)")
     p.add_argument("--eff-lams", type=float, nargs="+", help="07's sweep lambdas, in training order (default: preset)")
     p.add_argument("--eff-seeds", type=int, nargs="+", help="07's sweep seeds (default: the preset's)")
+    p.add_argument(
+        "--other",
+        choices=OTHER_BASES,
+        default=None,
+        help="only the sweep through A from this released base of another architecture (04's last table)",
+    )
     p.set_defaults(func=_train_sweep)
 
     p = sub.add_parser("report", help="(re)write results/<preset>/REPORT.md from the result files")

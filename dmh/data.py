@@ -1,4 +1,4 @@
-"""The CPU-scale data, all offline and seeded (STUDY.md).
+"""The CPU-scale data, all offline and seeded (docs/DESIGN.md).
 
 - Colour photographs from installed packages, split once here into TRAIN and TEST (`PHOTO_SPLIT`).
 - `PatchSampler`: random crops with flips / 90-degree rotations from a list of images (denoiser training).

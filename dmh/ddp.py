@@ -6,7 +6,7 @@
     torchrun --standalone --nproc_per_node=8 -m dmh.ddp evaluate --task classification --data ILSVRC2012/val \\
         --denoiser runs/joint_cls_s30/denoiser.pt --out results/joint_cls_s30.json
 
-Settings default to `dmh.paper.PAPER` (PAPER.md); flags override them. Under torchrun every process joins a process
+Settings default to `dmh.paper.PAPER` (docs/PAPER.md); flags override them. Under torchrun every process joins a process
 group (nccl on CUDA, gloo on CPU, picked from the device); without torchrun it is a plain single process.
 
 Equal to one process with the same global batch: every process draws the whole global batch's plan (which images,

@@ -86,6 +86,7 @@ class Recipe:
         val_every: steps between VAL evaluations.
         val_crop: VAL photographs are centre-cropped to at most this side (pixels) for the curve.
         init: name of the recipe whose trained weights start this one (None: random init, seeded).
+        arch: "DenoiseNet" (the paper's) or "DnCNN" (deepinv's, `dmh.zoo`: depth 17, nf = 64 x width).
         train: the optimiser schedule (max_steps is the default length; the command line sets it).
     """
 
@@ -101,6 +102,7 @@ class Recipe:
     val_every: int = 1000
     val_crop: int = 256
     init: str | None = None
+    arch: str = "DenoiseNet"
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             max_steps=100_000, lr=1e-3, log_every=100, ckpt_every=500, keep_last=1, channels_last=True, seed=0
@@ -111,6 +113,17 @@ class Recipe:
         if (self.channels, self.data) not in ((3, "photos"), (1, "fashion")):
             raise ValueError(f"a recipe is colour on 'photos' or grey on 'fashion', got {self.channels} channels "
                              f"on {self.data!r}")  # fmt: skip
+        if self.arch not in ("DenoiseNet", "DnCNN"):
+            raise ValueError(f"a recipe's arch is 'DenoiseNet' or 'DnCNN', got {self.arch!r}")
+
+    def build(self) -> nn.Module:
+        """The recipe's network, randomly initialised from the global RNG: `DenoiseNet(channels, width)` or
+        `dmh.zoo.DnCNN(channels, depth 17, nf = round(64 x width))`."""
+        if self.arch == "DnCNN":
+            from dmh.zoo import DnCNN
+
+            return DnCNN(self.channels, nf=int(round(64 * self.width)))
+        return DenoiseNet(self.channels, self.width)
 
     def asdict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -176,6 +189,11 @@ _GREY = Recipe(
     ),
 )
 RECIPES["grey-blind"] = _GREY
+#: The second grey base (claim 2 with the field's denoiser): deepinv's DnCNN, depth 17, nf 16 (width 0.25), sized by
+#: the cost rule of `dmh.zoo` (`bench/dncnn_cost.json`, 2026-12-06: nf 16 is the largest whose one-thread training
+#: step, 0.62x DenoiseNet(1, 0.5)'s, is not slower; nf 24 takes 1.55x), on the grey base's data, sigma range, batch
+#: and schedule, trained for the grey base's hours.
+RECIPES["grey-dncnn"] = dataclasses.replace(_GREY, name="grey-dncnn", arch="DnCNN", width=0.25)
 
 
 def run_dir(recipe: Recipe, root: Path = TRAINING_DIR) -> Path:
@@ -289,7 +307,7 @@ def train_denoiser(
         recipe.train, max_steps=recipe.train.max_steps if steps is None else steps, progress=progress
     )
     torch.manual_seed(cfg.seed)
-    net = DenoiseNet(recipe.channels, recipe.width)
+    net = recipe.build()
     last = last_checkpoint(folder)
     if last is None and (init is not None or recipe.init is not None):
         from dmh.checkpoint import load_weights
@@ -440,12 +458,13 @@ def release(
     folder: Path | None = None,
     out: Path | None = None,
     command: str = "",
-    note: str = "",
+    note: str | None = None,
 ) -> Path:
     """Copy the run's newest weights to data/pretrained/<name>.pt with a manifest entry: arch, recipe, command,
     commit (the code when released; each history row's training code is in git's history), steps, hours, threads,
     torch, data listing, VAL PSNR (colour: full-size VAL photographs; grey: `val_images`) and TEST PSNR (colour:
-    `psnr_on_test_photos`; grey: `psnr_on_test_fashion`, beside CBM3D), sha256."""
+    `psnr_on_test_photos`; grey: `psnr_on_test_fashion`, beside CBM3D), sha256, and `note` (None: the earlier entry's
+    note)."""
     from dmh.checkpoint import write_json
     from dmh.data import PHOTO_SPLIT
     from dmh.photos import listing, listing_sha256, training_photos
@@ -459,7 +478,7 @@ def release(
             f"no checkpoint in {folder}: train it first (`dmh train-denoiser --weights {recipe.name}`)"
         )
     ckpt = load_checkpoint(last)
-    net = DenoiseNet(recipe.channels, recipe.width)
+    net = recipe.build()
     net.load_state_dict(ckpt["model"])
     net = net.to(memory_format=torch.contiguous_format).eval()
     hist = ckpt.get("history", [])
@@ -496,6 +515,11 @@ def release(
         "note": note,
     }
     out = Path(out) if out is not None else PRETRAINED_DIR
+    if note is None:  # keep the note of an earlier release of this name
+        from dmh.pretrained import read_manifest
+
+        kept = read_manifest(out).get(recipe.name, {}) if (out / "manifest.json").is_file() else {}
+        info["note"] = kept.get("note", "")
     path = write_pretrained(net, out, metrics=metrics, info=info, name=recipe.name)
     write_json(out / f"{recipe.name}_history.json", hist, indent=1)
     return path

@@ -23,6 +23,8 @@ __all__ = [
     "RESULT_FILES",
     "anchor",
     "shrink",
+    "answer_rows",
+    "difference_text",
     "answer_md",
     "minutes_md",
     "publish",
@@ -54,48 +56,107 @@ def _section(result_file: str) -> str:
     return anchor(next(t for t, name, _, _ in report.SECTIONS if name == result_file))
 
 
-def _pm(c: dict[str, Any], scale: float, unit: str) -> str:
-    return f"{scale * c['diff']:+.2f} ± {scale * c['se']:.2f} {unit}"
+def answer_rows(folder: Path) -> list[dict[str, Any]]:
+    """Every verdict of the answer, from the claims files of a results folder, in the answer's order: {"key" (what
+    identifies the comparison across runs and tiers), "claim", "comparison", "on", "diff", "se", "scale", "unit",
+    "psnr" (the two rows' PSNR difference, dB, or None), "verdict", "file"}."""
+    rows: list[dict[str, Any]] = []
+
+    def add(file: str, c: dict[str, Any], comparison: str, on: str, scale: float, unit: str, key: tuple) -> None:
+        claim = "(1) a strong denoiser" if file == "claims1.json" else c["claim"]
+        rows.append({"key": (file, *key), "claim": claim,
+                     "comparison": comparison, "on": on, "diff": c["diff"], "se": c["se"], "scale": scale,
+                     "unit": unit, "psnr": c.get("psnr_diff"), "verdict": c["verdict"], "file": file})  # fmt: skip
+
+    for c in (_load(folder, "claims1.json") or {}).get("claims", []):
+        add(
+            "claims1.json",
+            c,
+            f"{c['a']} vs CBM3D, sigma {c['sigma']:g}",
+            "full TEST photos",
+            1,
+            "dB",
+            (c["a"], c["sigma"]),
+        )
+    nets = {"A": "classifier A", "B": "segmenter B", "C": "classifier C (never trained through)"}
+    for c in (_load(folder, "claims.json") or {}).get("claims", []):
+        unit = "points top-1" if c["task"] in ("A", "C") else "points mean IoU"
+        where = "CBM3D subset" if c.get("subset") else "test set"
+        add(
+            "claims.json",
+            c,
+            f"{c['a']} vs {c['b']}",
+            f"{nets[c['task']]}, {where}",
+            100,
+            unit,
+            (c["claim"], c["a"], c["b"], c["task"], bool(c.get("subset"))),
+        )
+    for c in (_load(folder, "claims_dncnn.json") or {}).get("claims", []):
+        unit = "points top-1"
+        where = "CBM3D subset" if c.get("subset") else "test set"
+        add(
+            "claims_dncnn.json",
+            c,
+            f"{c['a']} vs {c['b']}",
+            f"{nets[c['task']]}, {where}",
+            100,
+            unit,
+            (c["claim"], c["a"], c["b"], c["task"], bool(c.get("subset"))),
+        )
+    for c in (_load(folder, "claims2e.json") or {}).get("claims", []):
+        add(
+            "claims2e.json",
+            c,
+            f"{c['a']} vs {c['b']}",
+            f"{c['task']}, {c['n_tiles']} tiles",
+            100,
+            "points agreement",
+            (c["claim"], c["a"], c["b"], c["task"]),
+        )
+    paths = {"A": "items (A's sweep)", "B": "scenes (B's sweep)", "E": "photos (EfficientNet-Lite0's sweep)"}
+    for c in (_load(folder, "claims4m.json") or {}).get("claims", []):
+        point = c["operating_point"]
+        add(
+            "claims4m.json",
+            c,
+            f"{c['a']} vs separate ({point})",
+            paths.get(c["task"], c["task"]),
+            1,
+            "",
+            (c["claim"], point, c["task"]),
+        )
+    for c in (_load(folder, "claims4.json") or {}).get("claims", []):
+        add(
+            "claims4.json",
+            c,
+            f"{c['a']} vs {c['b']}",
+            "TEST photos (EfficientNet-Lite0 rows)",
+            1,
+            "",
+            (c["claim"], c["a"], c["b"]),
+        )
+    return rows
+
+
+def difference_text(row: dict[str, Any]) -> str:
+    """An answer row's difference ± standard error in its unit ("+3.26 ± 0.10 points top-1")."""
+    if row["unit"]:
+        return f"{row['scale'] * row['diff']:+.2f} ± {row['scale'] * row['se']:.2f} {row['unit']}"
+    return f"{row['diff']:+.4f} ± {row['se']:.4f}"
 
 
 def answer_md(folder: Path) -> str:
     """The answer table: claim by claim, the comparison, its difference ± standard error, the operating point (the
     PSNR difference of the two rows) and the verdict, with a link to the evidence in docs/RESULTS.md."""
-    rows = []
-    c1 = _load(folder, "claims1.json")
-    for c in (c1 or {}).get("claims", []):
-        rows.append(["(1) a strong denoiser", f"{c['a']} vs CBM3D, sigma {c['sigma']:g}", "full TEST photos",
-                     _pm(c, 1, "dB"), "-", c["verdict"], _section("claims1.json")])  # fmt: skip
-    c23 = _load(folder, "claims.json")
-    nets = {"A": "classifier A", "B": "segmenter B", "C": "classifier C (never trained through)"}
-    for c in (c23 or {}).get("claims", []):
-        unit = "points top-1" if c["task"] in ("A", "C") else "points mean IoU"
-        gap = f"{c['psnr_diff']:+.2f} dB" if c.get("psnr_diff") is not None else "-"
-        where = "CBM3D subset" if c.get("subset") else "test set"
-        rows.append([c["claim"], f"{c['a']} vs {c['b']}", f"{nets[c['task']]}, {where}", _pm(c, 100, unit), gap,
-                     c["verdict"], _section("claims.json")])  # fmt: skip
-    c2e = _load(folder, "claims2e.json")
-    for c in (c2e or {}).get("claims", []):
-        rows.append([c["claim"], f"{c['a']} vs {c['b']}", f"{c['task']}, {c['n_tiles']} tiles",
-                     _pm(c, 100, "points agreement"), f"{c['psnr_diff']:+.2f} dB", c["verdict"],
-                     _section("claims2e.json")])  # fmt: skip
-    c4m = _load(folder, "claims4m.json")
-    paths = {"A": "items (A's sweep)", "B": "scenes (B's sweep)", "E": "photos (EfficientNet-Lite0's sweep)"}
-    for c in (c4m or {}).get("claims", []):
-        rows.append([c["claim"], f"{c['a']} vs separate ({c['operating_point']})", paths.get(c["task"], c["task"]),
-                     f"{c['diff']:+.4f} ± {c['se']:.4f}", f"{c['psnr_diff']:+.2f} dB", c["verdict"],
-                     _section("claims4m.json")])  # fmt: skip
-    c4 = _load(folder, "claims4.json")
-    for c in (c4 or {}).get("claims", []):
-        rows.append([c["claim"], f"{c['a']} vs {c['b']}", "TEST photos (EfficientNet-Lite0 rows)",
-                     f"{c['diff']:+.4f} ± {c['se']:.4f}", f"{c['psnr_diff']:+.2f} dB", c["verdict"],
-                     _section("claims4.json")])  # fmt: skip
+    rows = answer_rows(folder)
     if not rows:
         return "No claim verdicts in the result files yet: run `make reproduce`."
     table = report.markdown_table(
         ["claim", "comparison", "on", "difference ± SE", "PSNR difference", "verdict", "evidence"],
-        [[*r[:5], f"**{r[5]}**", f"[tables](docs/RESULTS.md{r[6]})"] for r in rows],
-    )
+        [[r["claim"], r["comparison"], r["on"], difference_text(r),
+          "-" if r["psnr"] is None else f"{r['psnr']:+.2f} dB", f"**{r['verdict']}**",
+          f"[tables](docs/RESULTS.md{_section(r['file'])})"] for r in rows],
+    )  # fmt: skip
     rule = ("A difference counts beyond 2 standard errors: over training seeds for fine-tuned rows (3 seeds at cpu "
             "scale), over photos for claim (1); \"within noise\" otherwise.")  # fmt: skip
     return table + "\n\n" + rule
@@ -130,6 +191,8 @@ def publish(results: Path, docs: Path = DOCS) -> list[Path]:
     """Copy a results folder's small result files into docs/results/ and its figures (shrunk) into docs/figures/;
     returns the copied files. Figures of an earlier run that this one did not write are removed."""
     results = Path(results)
+    if results.resolve() in (Path(docs).resolve(), (Path(docs) / "results").resolve()):
+        raise ValueError(f"{results} is the published folder itself: publish copies a run's folder into it")
     if not (results / "timings.json").is_file():
         raise FileNotFoundError(f"{results} is not a finished `make reproduce` folder (no timings.json)")
     (docs / "results").mkdir(parents=True, exist_ok=True)

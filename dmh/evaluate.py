@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from dmh.cascade import run_denoiser
 from dmh.metrics import ConfusionMatrix, psnr, topk_accuracy
 from dmh.noise import noisy_images
 from dmh.tasks import TaskNet
@@ -24,7 +25,8 @@ Denoise = Callable[[Tensor, float], Tensor]
 
 
 def as_denoise(denoiser: nn.Module | Denoise | None) -> Denoise | None:
-    """Wrap an `nn.Module` denoiser (eval mode, no grad) as a `Denoise` callable; pass callables through.
+    """Wrap an `nn.Module` denoiser (eval mode, no grad; a deepinv denoiser gets the noise level,
+    `dmh.cascade.run_denoiser`) as a `Denoise` callable; pass callables through.
     A `DenoiseNet` runs through its fast inference copy (`dmh.fast.prepare`: BatchNorm folded, channels-last; equal
     to the plain forward up to float rounding)."""
     if denoiser is None or not isinstance(denoiser, nn.Module):
@@ -36,7 +38,7 @@ def as_denoise(denoiser: nn.Module | Denoise | None) -> Denoise | None:
 
     def run(x: Tensor, sigma: float) -> Tensor:
         with torch.inference_mode():
-            return net(x)
+            return run_denoiser(net, x, sigma)
 
     return run
 
@@ -164,6 +166,15 @@ def _run_job(job: dict[str, Any]) -> dict[str, Any]:
     return evaluate_task(w["task"], w["images"][:n], w["labels"][:n], also=w["also"], **job)
 
 
+def _run_keyed(item: tuple[str | None, dict[str, Any]]) -> dict[str, Any]:
+    """One job, through the evaluation cache when it has a key (`dmh.evalcache`: computed and stored)."""
+    from dmh import evalcache
+
+    key, job = item
+    mem = evalcache.store() if key is not None else None
+    return _run_job(job) if mem is None else mem(key, job, _run_job)
+
+
 def evaluate_many(
     task: TaskNet,
     images: Tensor,
@@ -179,36 +190,52 @@ def evaluate_many(
     `evaluate_task`: sigma, denoiser, seed, batch_size, head, per_image; and "n": only the first n images), in the
     order of `jobs`.
 
-    With `workers` > 1 the jobs run in that many processes on one torch thread each: on 2 cores two one-thread
-    evaluations of small images finish about 1.4x sooner than one on two threads (measured 2026-12-05: 1,000 item
-    canvases through denoiser, A and C in 11.8 s on one thread, 8.5 s on two). A job's denoiser must pickle (an
-    `nn.Module`, None, or a module-level function such as `dmh.baselines.cbm3d_mosaic`). The numbers equal the
-    one-process ones up to float rounding (the thread count can change the order of a convolution's sums)."""
+    Each job's result is kept in the evaluation cache (`dmh.evalcache`: keyed by the sha256 of everything that
+    decides it), so a job evaluated before is loaded, not computed; `dmh.evalcache.COUNTS` counts both.
+
+    With `workers` > 1 the jobs to compute run in that many processes on one torch thread each: on 2 cores two
+    one-thread evaluations of small images finish about 1.4x sooner than one on two threads (measured 2026-12-05:
+    1,000 item canvases through denoiser, A and C in 11.8 s on one thread, 8.5 s on two). A job's denoiser must
+    pickle (an `nn.Module`, None, or a module-level function such as `dmh.baselines.cbm3d_mosaic`). The numbers equal
+    the one-process ones up to float rounding (the thread count can change the order of a convolution's sums)."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
-    if workers <= 1 or len(jobs) <= 1:
-        _WORKER.update(task=task, images=images, labels=labels, also=also)
-        try:
-            results = []
-            for job in jobs:
-                results.append(_run_job(job))
-                bar.update(1)
-        finally:
-            _WORKER.clear()
-        bar.close()
-        return results
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from dmh import evalcache
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
-                             initializer=_init_worker, initargs=(task, images, labels, also)) as pool:  # fmt: skip
-        results = []
-        for r in pool.map(_run_job, jobs):
-            results.append(r)
+    mem = evalcache.store()
+    if mem is not None:
+        shared = evalcache.set_key(task, images, labels, also)
+        keys: list[str | None] = [evalcache.job_key(shared, j) for j in jobs]
+        hits = [mem.check_call_in_cache(k, j, _run_job) for k, j in zip(keys, jobs)]
+    else:
+        keys, hits = [None] * len(jobs), [False] * len(jobs)
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
+    todo = [i for i, hit in enumerate(hits) if not hit]
+    _WORKER.update(task=task, images=images, labels=labels, also=also)
+    try:
+        for i in (i for i, hit in enumerate(hits) if hit):  # loaded here (an unreadable entry is computed again)
+            results[i] = _run_keyed((keys[i], jobs[i]))
             bar.update(1)
+        if workers <= 1 or len(todo) <= 1:
+            for i in todo:
+                results[i] = _run_keyed((keys[i], jobs[i]))
+                bar.update(1)
+            todo = []
+    finally:
+        _WORKER.clear()
+    if todo:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(task, images, labels, also)) as pool:  # fmt: skip
+            for i, r in zip(todo, pool.map(_run_keyed, [(keys[i], jobs[i]) for i in todo])):
+                results[i] = r
+                bar.update(1)
     bar.close()
-    return results
+    evalcache.COUNTS.update(computed=len(jobs) - sum(hits), loaded=sum(hits))
+    return results  # type: ignore[return-value]
 
 
 def noise_degradation(

@@ -24,6 +24,9 @@ __all__ = [
     "PHOTO_DIR",
     "SEEDS",
     "WRITTEN_BY",
+    "cache_dir",
+    "KNOB_FILE",
+    "preset_folder",
     "ckpt_dir",
     "read_json",
     "require",
@@ -64,6 +67,9 @@ WRITTEN_BY = {
     "task_noise.json": "02_task_networks.ipynb",
     "ablation.json": "03_lambda_ablation.ipynb",
     "table2.json": "04_joint_classification.ipynb",
+    "ablation_dncnn.json": "04_joint_classification.ipynb",
+    "table2_dncnn.json": "04_joint_classification.ipynb",
+    "claims_dncnn.json": "06_cross_task.ipynb",
     "table3.json": "05_joint_segmentation.ipynb",
     "claims.json": "06_cross_task.ipynb",
     "eff_ablation.json": "07_texture.ipynb",
@@ -77,9 +83,33 @@ WRITTEN_BY = {
 }
 
 
+def cache_dir() -> Path | None:
+    """The disk cache of CBM3D results and evaluations (`dmh.baselines`, `dmh.evalcache`): `$DMH_CACHE`, default
+    `$XDG_CACHE_HOME/dmh/` or `~/.cache/dmh/`; None when `DMH_CACHE` is "off" / "0" / "none". Deleting it is always
+    safe."""
+    v = os.environ.get("DMH_CACHE", "")
+    if v.lower() in ("off", "0", "none"):
+        return None
+    if v:
+        return Path(v)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dmh"
+
+
+#: The file that marks a knob run's folder <out_root>/<preset>/<knobs>/ (`dmh.knobs`): the knobs it ran with.
+KNOB_FILE = "knobs.json"
+
+
+def preset_folder(out: str | os.PathLike) -> Path:
+    """The preset run's results folder of `out`: `out` itself, or for a knob run's folder (it holds `KNOB_FILE`) the
+    preset folder it lives in."""
+    out = Path(out)
+    return out.parent if (out / KNOB_FILE).is_file() else out
+
+
 def ckpt_dir(out: str | os.PathLike, name: str) -> Path:
-    """The checkpoint folder of the training run `name` in the results folder `out`: out/ckpt/<name>."""
-    return Path(out) / "ckpt" / name
+    """The checkpoint folder of the training run `name` in the results folder `out`: out/ckpt/<name>; a knob run's
+    runs share its preset folder's ckpt/ (every run folder is named by its exact inputs)."""
+    return preset_folder(out) / "ckpt" / name
 
 
 def read_json(path: str | Path) -> Any:
@@ -88,9 +118,14 @@ def read_json(path: str | Path) -> Any:
 
 
 def require(path: str | Path, notebook: str | None = None) -> Path:
-    """`path` if it exists, else FileNotFoundError naming the notebook that makes it (default: `WRITTEN_BY`'s)."""
+    """`path` if it exists; in a knob run's folder, else the same path in its preset folder (what the knob run did
+    not make itself: `dmh.knobs`); else FileNotFoundError naming the notebook that makes it (default:
+    `WRITTEN_BY`'s)."""
     path = Path(path)
     notebook = notebook or WRITTEN_BY.get(path.name, "the notebook that writes it")
+    knob_run = next((f for f in path.parents if (f / KNOB_FILE).is_file()), None)
+    if not path.exists() and knob_run is not None and (knob_run.parent / path.relative_to(knob_run)).exists():
+        path = knob_run.parent / path.relative_to(knob_run)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run {notebook} first (or `dmh reproduce`)")
     return path

@@ -14,13 +14,26 @@ __all__ = ["JointLoss", "TASK_LOSSES", "classification_loss", "segmentation_loss
 IGNORE_INDEX = 255
 
 
+def _check_labels(target: Tensor, classes: int, ignore_index: int | None = None) -> None:
+    """ValueError naming the first label outside [0, classes) (`ignore_index` allowed), instead of torch's error."""
+    bad = (target < 0) | (target >= classes)
+    if ignore_index is not None:
+        bad &= target != ignore_index
+    if bad.any():
+        raise ValueError(f"labels must be class indices in [0, {classes}) for {classes}-class logits"
+                         f"{'' if ignore_index is None else f' (or {ignore_index}: unlabelled)'}; "
+                         f"got {int(target[bad][0])}")  # fmt: skip
+
+
 def classification_loss(logits: Tensor, target: Tensor) -> Tensor:
-    """Cross-entropy; logits (N, K), target (N,) class indices."""
+    """Cross-entropy; logits (N, K), target (N,) class indices in [0, K)."""
+    _check_labels(target, logits.shape[1])
     return F.cross_entropy(logits, target)
 
 
 def segmentation_loss(logits: Tensor, target: Tensor, ignore_index: int = IGNORE_INDEX) -> Tensor:
     """Per-pixel cross-entropy; logits (N, K, H, W), target (N, H, W) with `ignore_index` for unlabelled pixels."""
+    _check_labels(target, logits.shape[1], ignore_index)
     return F.cross_entropy(logits, target, ignore_index=ignore_index)
 
 

@@ -1,7 +1,7 @@
 """The paper's denoising network (Liu et al., IJCAI 2018) and its torchvision-style builder (tiled inference of any
 size: `dmh.inference.denoise`).
 
-Layout (width 1, PAPER.md): conv0 5x5 -> two stride-2 encoders with bottleneck residual blocks -> two 4x4
+Layout (width 1, docs/PAPER.md): conv0 5x5 -> two stride-2 encoders with bottleneck residual blocks -> two 4x4
 transposed convs with skip concatenations -> last 3x3; the output is the noisy input plus the predicted correction.
 Images are NCHW float tensors in [0, 1] (noisy ones may leave that range; nothing is clipped).
 """
@@ -24,6 +24,7 @@ __all__ = [
     "weights_meta",
     "RELEASED",
     "RELEASED_COLOUR",
+    "RELEASED_OTHER",
     "RECEPTIVE_RADIUS",
 ]
 
@@ -129,6 +130,8 @@ class DenoiseNet(nn.Module):
 #: photographs (issue 12), and the grey base of the cpu-scale study on its one Fashion domain (issue 13).
 RELEASED_COLOUR = ("colour-blind", "colour-s15", "colour-s25", "colour-s50")
 RELEASED = (*RELEASED_COLOUR, "grey-blind")
+#: Released denoisers of other architectures (`dmh.zoo`): the grey DnCNN base of claim 2 with the field's denoiser.
+RELEASED_OTHER = ("grey-dncnn",)
 
 
 def weights_meta(name: str) -> dict[str, Any]:
@@ -136,7 +139,7 @@ def weights_meta(name: str) -> dict[str, Any]:
     range, command, commit, steps, hours, threads, data listing."""
     from dmh.pretrained import PRETRAINED_DIR, read_manifest
 
-    if name not in RELEASED:
+    if name not in RELEASED and name not in RELEASED_OTHER:
         raise ValueError(f"unknown weights {name!r}; released names: {', '.join(RELEASED)} (or a checkpoint path)")
     entry = read_manifest().get(name)
     if entry is None:

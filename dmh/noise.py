@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["add_noise", "sample_sigma", "check_sigma", "noise_generator", "noisy_images"]
+__all__ = ["add_noise", "sample_sigma", "check_sigma", "noise_generator", "noisy_images", "deepinv_sigma"]
 
 
 def check_sigma(sigma: float | Sequence[float] | Tensor, name: str = "sigma") -> Tensor:
@@ -77,3 +77,9 @@ def noisy_images(clean: Tensor, sigma: float, seed: int, start: int = 0) -> Tens
     """The evaluation noise of images start, start + 1, ... of a set (`clean`: (N, C, H, W) in [0, 1]) at `sigma`
     (0-255): image i gets `noise_generator(seed, sigma, i)`, so any batch of the set sees the same noisy pixels."""
     return torch.cat([add_noise(c[None], sigma, noise_generator(seed, sigma, start + k)) for k, c in enumerate(clean)])
+
+
+def deepinv_sigma(sigma: float | Tensor) -> float | Tensor:
+    """A noise level on dmh's 0-255 scale in deepinv's units (`deepinv.models.Denoiser(x, sigma)`: the standard
+    deviation of the noise on [0, 1] images): sigma / 255. The one place the two conventions meet."""
+    return sigma / 255.0

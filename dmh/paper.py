@@ -1,7 +1,7 @@
 """The `paper` scale: the authors' settings, torchvision's task networks and the real datasets' loaders.
 
-Everything here follows PAPER.md (the study's summary of Liu et al., IJCAI 2018, and of the authors' released scripts)
-and STUDY.md ("At `paper` scale"): torchvision VGG-16 (IMAGENET1K_V1) for classification on ILSVRC2012, a torchvision
+Everything here follows docs/PAPER.md (the project's summary of Liu et al., IJCAI 2018, and of the authors' released
+scripts) and docs/PAPER_SCALE.md: torchvision VGG-16 (IMAGENET1K_V1) for classification on ILSVRC2012, a torchvision
 segmenter with Pascal VOC labels (COCO_WITH_VOC_LABELS_V1) in place of the authors' DeepLab-LargeFOV, Pascal VOC2012,
 and Kodak24 for PSNR. Nothing here downloads unless asked to (`download=True`).
 
@@ -71,13 +71,13 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 def caffe_loss_scale(crop: int, channels: int = 3) -> float:
     """255^2 * C * crop^2 / 2: the factor that turns dmh's loss (per-pixel mean squared error on [0, 1] images) into
     the number the authors' Caffe EuclideanLoss gives on 0-255 data (sum over an image's pixels / 2, mean over the
-    batch). The authors' learning rates, weight decay and gradient clipping (PAPER.md) were set for that number."""
+    batch). The authors' learning rates, weight decay and gradient clipping (docs/PAPER.md) were set for that number."""
     return 255.0**2 * channels * crop * crop / 2.0
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One training stage of the paper preset (PAPER.md, "Training the denoiser alone" and "Cascade experiments").
+    """One training stage of the paper preset (docs/PAPER.md, "Training the denoiser alone" and "Cascade experiments").
 
     Attributes:
         lam: weight of the task loss (0: the denoiser alone).
@@ -120,7 +120,7 @@ class Stage:
 
 @dataclass(frozen=True)
 class PaperConfig:
-    """The paper's settings (PAPER.md); override with `dataclasses.replace`.
+    """The paper's settings (docs/PAPER.md); override with `dataclasses.replace`.
 
     Attributes:
         sigmas: evaluation noise levels (0-255 scale): 15, 30, 45, 60.
@@ -208,7 +208,8 @@ def vgg16_task(*, weights: Any = None, download: bool = False, size: tuple[int, 
     """torchvision's VGG-16 as a frozen classification `TaskNet` (1000 ImageNet classes), the paper's classifier.
 
     Args:
-        weights: None (untrained, for tests), "IMAGENET1K_V1" (top-1 71.59 %, PAPER.md) or a `VGG16_Weights` member.
+        weights: None (untrained, for tests), "IMAGENET1K_V1" (top-1 71.59 %, docs/PAPER.md) or a `VGG16_Weights`
+            member.
         download: allow torchvision to download missing weights; otherwise missing weights are an error that says
             where they are expected.
         size: resize inputs to this (H, W) first (None: take them as they come; the loaders give 224 crops).
@@ -253,7 +254,7 @@ def voc_segmenter(*, arch: str = "deeplabv3_resnet50", weights: Any = None, down
     """A torchvision segmenter with the 21 Pascal VOC labels as a frozen segmentation `TaskNet`.
 
     The paper's segmenter is DeepLab-LargeFOV (VGG-16); torchvision has none, so its VOC-labelled DeepLabV3 / FCN
-    stand in (STUDY.md, "At `paper` scale").
+    stand in (docs/PAPER_SCALE.md).
 
     Args:
         arch: one of `SEGMENTERS`.
@@ -365,7 +366,7 @@ class ImageFiles:
 
 
 def kodak24(root: str | os.PathLike) -> ImageFiles:
-    """Kodak24 (PAPER.md: PSNR is scored on its 24 images) from a folder of PNGs, sorted by name."""
+    """Kodak24 (docs/PAPER.md: PSNR is scored on its 24 images) from a folder of PNGs, sorted by name."""
     return ImageFiles(
         root,
         recursive=False,
@@ -385,7 +386,7 @@ _IMAGENET_LAYOUT = (
 
 
 class ImageNetFolder:
-    """ILSVRC2012 in ImageFolder layout (PAPER.md: classification cascade).
+    """ILSVRC2012 in ImageFolder layout (docs/PAPER.md: classification cascade).
 
     Args:
         root: the split's folder (train or val), holding one folder per class.
@@ -453,7 +454,7 @@ _VOC_LAYOUT = (
 
 
 class VOCSegmentation:
-    """Pascal VOC2012 segmentation (PAPER.md: segmentation cascade, train_aug for training, val for mean IoU).
+    """Pascal VOC2012 segmentation (docs/PAPER.md: segmentation cascade, train_aug for training, val for mean IoU).
 
     Args:
         root: the folder holding VOCdevkit (as torchvision's `root`), or VOCdevkit/VOC2012 itself.
@@ -582,7 +583,7 @@ def evaluate_classification(
     workers: int = 4,
     device: torch.device | str = "cpu",
 ) -> dict[str, int]:
-    """Top-1 / top-5 hits of `task_net(denoiser(noisy))` on validation crops (PAPER.md: ILSVRC2012 val).
+    """Top-1 / top-5 hits of `task_net(denoiser(noisy))` on validation crops (docs/PAPER.md: ILSVRC2012 val).
 
     Args:
         task_net: frozen classifier taking [0, 1] images.
@@ -623,7 +624,7 @@ def evaluate_segmentation(
     device: torch.device | str = "cpu",
 ) -> ConfusionMatrix:
     """Confusion matrix (21 classes, 255 ignored) of `task_net(denoiser(noisy))` on full-size images, one at a time
-    (PAPER.md: mean IoU on VOC2012 val); arguments as `evaluate_classification`. `.mean_iou()` gives the score."""
+    (docs/PAPER.md: mean IoU on VOC2012 val); arguments as `evaluate_classification`. `.mean_iou()` gives the score."""
     indices = range(len(dataset)) if indices is None else indices
     cm = ConfusionMatrix(getattr(task_net, "num_classes", 21), ignore_index=IGNORE_INDEX)
     task_net.eval()

@@ -21,7 +21,7 @@ class TaskSettings:
         metric: the task metric's name in results ("top1" or "miou").
         lam_paper: the paper's lambda (0.25 classification, 0.5 segmentation).
         lam_code: the lambda the authors' released code ran with, in these units (0.004 and 0.02;
-            ../shared/PAPER.md, "What lambda is in the authors' released code").
+            docs/PAPER.md, "What lambda was in the authors' code").
         batch: images (A) or scenes (B) per fine-tuning step.
         n_test: test items / scenes of the table (2,000 / 200 at cpu scale: each table has 12 seeded denoisers x 5
             sigmas, and one pass of a width-0.5 grey denoiser and A over 2,000 items takes about 6.5 s on one thread,
@@ -99,6 +99,9 @@ class Preset:
             classifier's input size), several seeded draws.
         unseen_classifier: the builder in `dmh.tasks` of classifier C (kept weights), which scores every row of Table
             2 beside A without any denoiser ever being fine-tuned through it (None: no such column).
+        other_bases: released grey bases of other architectures (`dmh.study.other_denoisers.OTHER_BASES`: deepinv's
+            DnCNN) whose own sweep through A, lambda rule and Table 2 rows notebook 04 adds (claim 2 with the field's
+            denoisers), and whose verdicts 06 adds.
         real_tiles, real_draws: 07's rows on real photos (`dmh.study.real_photo_rows`): the first `real_tiles` tiles
             of the TEST photos and ImageNet-20 (None: all 118), `real_draws` noise draws each.
         threads: torch threads (0: torch's default).
@@ -151,6 +154,7 @@ class Preset:
     imagenet_draws: int = 3
     imagenet_size: int = 224
     unseen_classifier: str | None = "fashion_item_resnet"
+    other_bases: tuple[str, ...] = ()
     real_tiles: int | None = None
     real_draws: int = 2
     threads: int = 0

@@ -365,8 +365,10 @@ SECTIONS = [
     ("02 Frozen task networks under noise", "task_noise.json", task_noise_md, "02_task_noise.png"),
     ("03 Lambda ablation (validation data)", "ablation.json", ablation_md, "03_ablation.png"),
     ("04 Classification cascade (Table 2 analogue)", "table2.json", task_table_md, "04_table2.png"),
+    ("04 Claim 2 with DnCNN as the denoiser (Table 2 analogue)", "table2_dncnn.json", task_table_md, None),
     ("05 Segmentation cascade (Table 3 analogue)", "table3.json", task_table_md, "05_table3.png"),
     ("06 Claims 2 and 3: verdicts over seeds", "claims.json", claims_md, "06_claims.png"),
+    ("06 Claim 2 with DnCNN as the denoiser: verdicts over seeds", "claims_dncnn.json", claims_md, None),
     (
         "07 Lambda sweep through EfficientNet-Lite0 (validation crops)",
         "eff_ablation.json",

@@ -35,7 +35,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dmh.checkpoint import checkpoint_path, fingerprint
+from dmh.archs import from_arch
+from dmh.checkpoint import arch_of, checkpoint_path, fingerprint
+from dmh.knobs import number_text
 from dmh.layout import KEPT_DIR, ckpt_dir
 from dmh.nets import DenoiseNet
 from dmh.presets import Preset
@@ -73,6 +75,8 @@ class Run:
         sigma_range: blind noise, sigma (0-255 scale) drawn per image from this range.
         crop: side of the training crops (E only; A and B train on whole canvases and scenes).
         size: E only: the side EfficientNet-Lite0 resizes its input to (None: its native 224; `Preset.eff_size`).
+        base: the name of the starting denoiser when it is not the preset's (e.g. "grey-dncnn", `dmh.zoo`): it
+            prefixes the tag, so runs from different bases never share a folder (None: the preset's base).
     """
 
     task: str
@@ -84,6 +88,7 @@ class Run:
     sigma_range: tuple[float, float] = (5.0, 100.0)
     crop: int | None = None
     size: int | None = None
+    base: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -100,21 +105,24 @@ class Run:
 
     @property
     def tag(self) -> str:
-        """The run's folder name, e.g. "A_lam0.25_seed1_600"."""
-        return f"{self.task}_lam{self.lam:g}_seed{self.seed}_{self.steps}"
+        """The run's folder name, e.g. "A_lam0.25_seed1_600"; lambda is written so that it reads back exactly
+        (`dmh.knobs.number_text`: 0.0040000001 is not 0.004's run)."""
+        tag = f"{self.task}_lam{number_text(self.lam)}_seed{self.seed}_{self.steps}"
+        return tag if self.base is None else f"{self.base}_{tag}"
 
     def config(self, progress: bool = True) -> TrainConfig:
         return TrainConfig(max_steps=self.steps, lr=self.lr, log_every=max(self.steps // 20, 1), seed=self.seed,
                            progress=progress)  # fmt: skip
 
 
-def grey_run(p: Preset, task: str, lam: float, seed: int | None = None, steps: int | None = None) -> Run:
-    """The grey fine-tune of preset `p` through "A" or "B" (seed default: p.seed; steps default: p.joint_steps)."""
+def grey_run(p: Preset, task: str, lam: float, seed: int | None = None, steps: int | None = None,
+             base: str | None = None) -> Run:  # fmt: skip
+    """The grey fine-tune of preset `p` through "A" or "B" (seed default: p.seed; steps default: p.joint_steps;
+    `base`: another starting denoiser's name, `Run.base`)."""
     if task not in ("A", "B"):
         raise ValueError(f"grey runs go through 'A' or 'B', got {task!r}")
     return Run(task, float(lam), seed=p.seed if seed is None else seed, steps=p.joint_steps if steps is None else steps,
-               lr=p.joint_lr, batch=p.task(task).batch,
-               sigma_range=p.grey_sigma_range)  # fmt: skip
+               lr=p.joint_lr, batch=p.task(task).batch, sigma_range=p.grey_sigma_range, base=base)  # fmt: skip
 
 
 def colour_run(p: Preset, lam: float, seed: int | None = None) -> Run:
@@ -167,17 +175,18 @@ def _batches(run: Run):  # noqa: ANN202
     return lambda g: scenes.sample(run.batch, g)
 
 
-def copy_denoiser(base: DenoiseNet) -> DenoiseNet:
-    """A new `DenoiseNet` of `base`'s architecture holding a copy of its weights."""
-    net = DenoiseNet(base.in_channels, base.width)
+def copy_denoiser(base: nn.Module) -> nn.Module:
+    """A new denoiser of `base`'s architecture (`dmh.nets.from_arch`) holding a copy of its weights."""
+    net = from_arch(arch_of(base))
     net.load_state_dict(base.state_dict())
     return net
 
 
 def _inputs(run: Run, tnet: nn.Module, extra: dict[str, Any] | None) -> dict[str, Any]:
     spec = dataclasses.asdict(run)
-    if spec["size"] is None:  # the native size: recorded as the runs kept before `size` existed were
-        del spec["size"]
+    for key in ("size", "base"):  # unset: recorded as the runs kept before these fields existed were
+        if spec[key] is None:
+            del spec[key]
     return {"run": spec, "task": fingerprint(tnet), **(extra or {})}
 
 
@@ -280,7 +289,7 @@ def estimate_seconds(run: Run, kept_dir: Path | None = None) -> float:
 def _worker(run: Run, arch: dict[str, Any], state: dict[str, Tensor], out: str, depends_on: Any) -> str:
     """One run in a worker process, on one torch thread (`train_many`)."""
     torch.set_num_threads(1)
-    base = DenoiseNet(arch["in_channels"], arch["width"])
+    base = from_arch(arch)
     base.load_state_dict(state)
     train_or_load(run, base, Path(out), depends_on=depends_on, progress=False)  # the parent's bar counts runs
     return run.tag
@@ -345,7 +354,7 @@ def train_many(
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    arch = {"in_channels": base.in_channels, "width": base.width}
+    arch = arch_of(base)
     state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items()}
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         futures = {pool.submit(_worker, r, arch, state, str(out), depends_on): r for r in todo}
@@ -366,4 +375,4 @@ def train_many(
 def load(run: Run, base: DenoiseNet, out: Path, notebook: str) -> DenoiseNet:
     """The finished `run` (trained from `base`'s architecture) from out/ckpt/<run.tag>; FileNotFoundError naming the
     notebook that trains it when it is missing."""
-    return load_trained(DenoiseNet(base.in_channels, base.width), ckpt_dir(out, run.tag), run.steps, notebook)
+    return load_trained(from_arch(arch_of(base)), ckpt_dir(out, run.tag), run.steps, notebook)

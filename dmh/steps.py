@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from dmh.cascade import Cascade
+from dmh.cascade import Cascade, run_denoiser
 from dmh.losses import JointLoss
 from dmh.noise import add_noise, sample_sigma
 
@@ -28,6 +28,7 @@ __all__ = [
     "StepFn",
     "Sigma",
     "keep_bn_statistics",
+    "draw_sigma",
     "noisy_batch",
     "objective",
     "denoising_step",
@@ -49,13 +50,16 @@ def keep_bn_statistics(net: nn.Module) -> None:
             m.eval()
 
 
+def draw_sigma(n: int, sigma: Sigma, g: torch.Generator) -> Tensor:
+    """One sigma (0-255) per image, (n,): drawn from the range `sigma` with `g`, or the fixed `sigma`."""
+    if isinstance(sigma, tuple | list):
+        return sample_sigma(n, tuple(sigma), g)
+    return torch.full((n,), float(sigma))
+
+
 def noisy_batch(clean: Tensor, sigma: Sigma, g: torch.Generator) -> Tensor:
     """`clean` plus Gaussian noise: one sigma per image drawn from the range `sigma`, or the fixed `sigma` (0-255)."""
-    if isinstance(sigma, tuple | list):
-        sig = sample_sigma(len(clean), tuple(sigma), g)
-    else:
-        sig = torch.full((len(clean),), float(sigma))
-    return add_noise(clean, sig, g)
+    return add_noise(clean, draw_sigma(len(clean), sigma, g), g)
 
 
 def objective(
@@ -65,13 +69,15 @@ def objective(
     loss_fn: JointLoss,
     task_net: nn.Module | None = None,
     target: Tensor | None = None,
+    sigma: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """The joint objective on one noisy batch: MSE(D(noisy), clean), plus `loss_fn.lam` times the task loss of
-    task_net(D(noisy)) against `target` when lam > 0 (the task network frozen, `dmh.cascade.Cascade`). Returns
+    task_net(D(noisy)) against `target` when lam > 0 (the task network frozen, `dmh.cascade.Cascade`). `sigma`
+    (0-255, (N,)) is each image's noise level, for a denoiser that takes one (`dmh.cascade.run_denoiser`). Returns
     (loss, {"rec", "task"})."""
     if loss_fn.lam == 0 or task_net is None:
-        return loss_fn(denoiser(noisy), clean)
-    den, logits = Cascade(denoiser, task_net)(noisy)
+        return loss_fn(run_denoiser(denoiser, noisy, sigma), clean)
+    den, logits = Cascade(denoiser, task_net)(noisy, sigma)
     return loss_fn(den, clean, logits, target)
 
 
@@ -111,10 +117,11 @@ def joint_step(
         if keep_bn:
             keep_bn_statistics(model)
         clean, target = _split(sample(g))
-        noisy = noisy_batch(clean, sigma, g)
+        sig = draw_sigma(len(clean), sigma, g)
+        noisy = add_noise(clean, sig, g)
         if lam > 0 and task_net is not None and kind == "label_free":
             with torch.no_grad():
                 target = task_net(clean)
-        return objective(model, noisy, clean, loss_fn, task_net, target)
+        return objective(model, noisy, clean, loss_fn, task_net, target, sig)
 
     return step

@@ -317,7 +317,11 @@ class Explorer:
             task = self.w_task.value if self._ui is not None else next(iter(self.tasks))
         if task not in self.tasks:
             raise ValueError(f"unknown task {task!r}; choose one of {list(self.tasks)}")
-        label, net = self.finetuner(task, float(lam), steps, int(seed))
+        from dmh.knobs import parse_lam, parse_seed, parse_steps
+
+        lam, seed = parse_lam(lam, "lam", allow_zero=True), parse_seed(seed, "seed")
+        steps = None if steps is None else parse_steps(steps, "steps")
+        label, net = self.finetuner(task, lam, steps, seed)
         self.denoisers[label] = net
         if self._ui is not None:
             self._quiet = True

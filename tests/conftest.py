@@ -66,12 +66,14 @@ def astronaut() -> np.ndarray:
 
 @pytest.fixture(scope="session", autouse=True)
 def _cbm3d_cache(tmp_path_factory):
-    """A CBM3D cache of this session only (`dmh.baselines`): the suite never reads a user's cache, and the notebook
-    kernels that papermill and nbval start inherit it (nbval's second run of a notebook reuses the first's CBM3D)."""
+    """A CBM3D and evaluation cache of this session only (`dmh.baselines`, `dmh.evalcache`): the suite never reads a
+    user's cache, and the notebook kernels that papermill and nbval start inherit it (nbval's second run of a notebook
+    reuses the first's CBM3D and evaluations). DMH_CACHE=off stays off."""
     import os
 
     old = os.environ.get("DMH_CACHE")
-    os.environ["DMH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    if (old or "").lower() not in ("off", "0", "none"):  # `make mutate` turns caches off: a mutant must recompute
+        os.environ["DMH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     yield
     if old is None:
         os.environ.pop("DMH_CACHE", None)

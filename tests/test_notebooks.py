@@ -108,20 +108,71 @@ def _papermill(name: str, out_root, **params) -> nbformat.NotebookNode:
     return nbformat.read(out, as_version=4)
 
 
+def _files(folder) -> dict:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*")
+            if p.is_file()}  # fmt: skip
+
+
 def test_knobs_rerun_a_notebook_with_other_lambdas(smoke, tmp_path):
-    """`papermill ... -p lam 0.05` (and 03's `lams`): the rows run at that lambda, trained here when not kept."""
+    """`-p lams` on 03 and `-p lam` on 04: the rows run at that lambda, trained here when not kept, in the knob run's
+    own folder; the preset run's files and checkpoints stay as they were."""
     import shutil
 
     root = tmp_path / "results"
     shutil.copytree(smoke, root / "smoke")
+    before = _files(root / "smoke")
     nb = _papermill("03_lambda_ablation.ipynb", root, lams=[0.05])
-    abl = json.loads((root / "smoke" / "ablation.json").read_text())
+    abl = json.loads((root / "smoke" / "lams=0,0.004,0.02,0.05,0.25,0.5" / "ablation.json").read_text())
     assert 0.05 in [pt["lam"] for pt in abl["A"]["points"]] and 0.004 in [pt["lam"] for pt in abl["B"]["points"]]
-    assert "ablation_lams = " in "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "lams = 0,0.004,0.02,0.05,0.25,0.5" in "".join(o.get("text", "") for c in nb.cells
+                                                          for o in c.get("outputs", []))  # fmt: skip
     _papermill("04_joint_classification.ipynb", root, lam=0.05, sigmas=[30])
-    t2 = json.loads((root / "smoke" / "table2.json").read_text())
+    t2 = json.loads((root / "smoke" / "lam=0.05_sigmas=30" / "table2.json").read_text())
     assert t2["lams"]["joint (chosen)"] == {"task": "A", "lam": 0.05, "chosen_by": "the notebook's lam"}
     assert list(t2["rows"]["joint (chosen)"]) == ["30"] and t2["preset"]["task_sigmas"] == [30.0]
+    after = _files(root / "smoke")
+    assert {k: after[k] for k in before} == before  # new runs were added beside, nothing replaced
+
+
+def test_readme_papermill_examples_run_through_the_cli(smoke, tmp_path):
+    """Every `papermill` line of the README, run as written by the papermill command line in a folder holding
+    `notebooks/` and a smoke run in `results/smoke/` (papermill's -p passes '[15, 30]' as text: the notebooks parse
+    it)."""
+    import shutil
+    from pathlib import Path
+
+    readme = (NOTEBOOKS.parent / "README.md").read_text()
+    lines = [ln.strip() for ln in readme.splitlines() if ln.strip().startswith("papermill ")]
+    assert lines and any("'[15, 30]'" in ln for ln in lines)
+    (tmp_path / "notebooks").symlink_to(NOTEBOOKS)
+    shutil.copytree(smoke, tmp_path / "results" / "smoke")
+    before = _files(tmp_path / "results" / "smoke")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for line in lines:
+        res = subprocess.run(line, shell=True, cwd=tmp_path, capture_output=True, text=True, env=env)
+        assert res.returncode == 0, (line, res.stderr[-3000:])
+    t2 = json.loads((tmp_path / "results" / "smoke" / "lam=0.05_sigmas=15,30" / "table2.json").read_text())
+    assert list(t2["rows"]["joint (chosen)"]) == ["15", "30"] and t2["lams"]["joint (chosen)"]["lam"] == 0.05
+    after = _files(tmp_path / "results" / "smoke")
+    assert {k: after[k] for k in before} == before
+
+
+def test_a_refused_knob_fails_the_cli_run_by_name_and_changes_no_file(smoke, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    shutil.copytree(smoke, tmp_path / "smoke")
+    before = _files(tmp_path)
+    papermill = str(Path(sys.executable).parent / "papermill")
+    for knob, value in (("sigmas", "[]"), ("sigmas", "[30, 30]"), ("lam", "0")):
+        res = subprocess.run([papermill, str(NOTEBOOKS / "04_joint_classification.ipynb"), str(tmp_path / "x.ipynb"),
+                              "-p", "preset", "smoke", "-p", "out_root", str(tmp_path), "-p", knob, value],
+                             cwd=NOTEBOOKS, capture_output=True, text=True)  # fmt: skip
+        assert res.returncode != 0 and f"KnobError: {knob}: " in res.stderr + res.stdout, res.stderr[-2000:]
+        (tmp_path / "x.ipynb").unlink(missing_ok=True)
+        assert _files(tmp_path) == before
 
 
 def test_missing_earlier_results_name_the_notebook(tmp_path):

@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from dmh import runs
 from dmh.data import SceneSampler, photos
-from dmh.layout import ckpt_dir
+from dmh.knobs import Knobs
+from dmh.layout import ckpt_dir, read_json, require
 from dmh.nets import DenoiseNet
 from dmh.presets import Preset, check_scale
 from dmh.steps import denoising_step
@@ -21,6 +22,7 @@ from dmh.training import TrainConfig, load_trained, train_once
 
 __all__ = [
     "setup",
+    "evaluations",
     "unseen_classifier",
     "colour_denoiser",
     "released_denoisers",
@@ -37,6 +39,13 @@ __all__ = [
 ]
 
 
+def _deciding(p: Preset, prefix: str) -> dict[str, Any]:
+    """The inputs of a denoiser trained alone that decide its weights: the preset's name and seed and its fields
+    starting with `prefix` (a knob run that changes other fields, e.g. seeds or sigmas, loads the same run)."""
+    d = p.asdict()
+    return {"preset": {k: v for k, v in d.items() if k in ("name", "seed") or k.startswith(prefix)}}
+
+
 def colour_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, float]]]:
     """The colour denoiser trained alone (lam = 0), blind over `p.colour_sigma_range`, on TRAIN photo patches."""
     check_scale(p)
@@ -48,7 +57,8 @@ def colour_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, fl
     cfg = TrainConfig(max_steps=p.colour_steps, lr=p.colour_lr, milestones=(int(p.colour_steps * 0.8),),
                       log_every=max(p.colour_steps // 40, 1), seed=p.seed)  # fmt: skip
     step = denoising_step(lambda g: sampler.sample(p.colour_batch, g), p.colour_sigma_range)
-    hist = train_once(net, step, cfg, ckpt_dir(out, "colour_separate"), "01 colour denoiser", {"preset": p.asdict()})
+    hist = train_once(net, step, cfg, ckpt_dir(out, "colour_separate"), "01 colour denoiser",
+                      _deciding(p, "colour_"))  # fmt: skip
     return net.eval(), hist
 
 
@@ -98,7 +108,7 @@ def grey_denoiser(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, floa
     cfg = TrainConfig(max_steps=p.grey_steps, lr=p.grey_lr, milestones=(int(p.grey_steps * 0.8),),
                       log_every=max(p.grey_steps // 40, 1), seed=p.seed)  # fmt: skip
     step = denoising_step(sample, p.grey_sigma_range)
-    hist = train_once(net, step, cfg, ckpt_dir(out, "grey_separate"), "grey denoiser", {"preset": p.asdict()})
+    hist = train_once(net, step, cfg, ckpt_dir(out, "grey_separate"), "grey denoiser", _deciding(p, "grey_"))
     return net.eval(), hist
 
 
@@ -187,22 +197,57 @@ def unseen_classifier(p: Preset) -> TaskNet | None:
     return getattr(tasks, p.unseen_classifier)(weights="pretrained")
 
 
-def setup(preset: str, out_root: str | Path, *, retrain: bool = False, **overrides: Any) -> tuple[Preset, Path]:
-    """A notebook's set-up in one call: the preset named `preset` with `overrides` (`dmh.presets.get_preset`; an
-    override of None keeps the preset's value, so a notebook's knobs default to None; lists become tuples; with
-    `retrain`, kept fine-tunes are not loaded), its results folder <out_root>/<preset>/ (created), torch's thread
-    count (`Preset.threads`). Prints a one-line summary of the preset and of the knobs that differ from it. Returns
-    (preset, results folder)."""
-    from dmh.presets import PRESETS, get_preset
+def setup(notebook: str, preset: str, out_root: str | Path, **knobs: Any) -> tuple[Preset, Path, Knobs]:
+    """A notebook's set-up in one call: its knobs parsed and checked (`dmh.knobs.parse`: a refused value stops here,
+    before anything is read, trained or written), the preset named `preset` with the fields they set (a knob of None
+    keeps the preset's value; `retrain` stops kept fine-tunes from being loaded), the run's results folder (created:
+    <out_root>/<preset>/, or its own folder for a knob run, `Knobs.folder`), torch's thread count
+    (`Preset.threads`). Prints a one-line summary of the preset and of the knobs that differ from it.
 
-    given = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
-    p = get_preset(preset, **({"kept_finetunes": False} if retrain else {}), **given)
-    out = Path(out_root) / p.name
+    Args:
+        notebook: "01" ... "08" (`dmh.knobs.NOTEBOOK_KNOBS` lists each one's knobs).
+
+    Returns (preset, results folder, the parsed knobs)."""
+    from dmh.checkpoint import write_json
+    from dmh.knobs import KnobError, parse
+    from dmh.layout import KNOB_FILE
+    from dmh.presets import get_preset
+
+    k = parse(notebook, preset, out_root, knobs)
+    p = get_preset(k.preset, **({"kept_finetunes": False} if k.values.get("retrain") else {}), **k.overrides)
+    out = k.folder
+    if notebook == "06" and k.sigmas is not None:  # 06 reads 04's and 05's tables: only their columns exist
+        for name in ("table2.json", "table3.json"):
+            table = out / name if (out / name).is_file() else k.out_root / k.preset / name
+            cols = [float(s) for s in read_json(require(table))["rows"]["noisy"]]
+            if not set(k.sigmas) <= set(cols):
+                have, got = ", ".join(f"{c:g}" for c in cols), ", ".join(f"{s:g}" for s in k.sigmas)
+                raise KnobError(f"sigmas: {name} (04's / 05's run) has columns {have}; give some of them, got {got}")
     out.mkdir(parents=True, exist_ok=True)
+    from dmh.evalcache import COUNTS
+
+    COUNTS.clear()  # this notebook's evaluations (`evaluations`)
+    if k.label:
+        write_json(out / KNOB_FILE, {"notebook": notebook, "preset": k.preset, "knobs": k.differ})
     if p.threads:
         torch.set_num_threads(p.threads)
     print(p.summary())
-    changed = {k: v for k, v in given.items() if getattr(PRESETS[preset], k) != v}
-    if changed:
-        print("set here, not the preset's: " + ", ".join(f"{k} = {v}" for k, v in changed.items()))
-    return p, out
+    if k.differ:
+        print(
+            f"set here, not the preset's: {', '.join(f'{n} = {v}' for n, v in k.differ.items())} "
+            f"(this run writes to {out}; the preset's run stays as it is)"
+        )
+    return p, out, k
+
+
+def evaluations(out: Path, notebook: str) -> str:
+    """The line "evaluations: N computed, M loaded" of this notebook's evaluations since its `setup` (the evaluation
+    cache, `dmh.evalcache`), also recorded in out/evaluations.json under `notebook`. Returns the line."""
+    from dmh.checkpoint import write_json
+    from dmh.evalcache import COUNTS, counts_line
+
+    path = out / "evaluations.json"
+    seen = read_json(path) if path.is_file() else {}
+    seen[notebook] = {"computed": COUNTS["computed"], "loaded": COUNTS["loaded"]}
+    write_json(path, seen, sort_keys=True)
+    return counts_line()

@@ -22,13 +22,14 @@ def explorer(p: Preset, out: Path, n_images: int = 200, n_scenes: int = 50) -> A
     check_scale(p)
     from dmh import runs
     from dmh.data import FASHION_CLASSES, SCENE_CLASSES
+    from dmh.knobs import number_text
     from dmh.layout import read_json
     from dmh.study.bases import load_grey_base
     from dmh.widgets import Explorer, ExplorerTask
 
     def label(task: str, lam: float, seed: int, steps: int | None = None) -> str:
         more = f", {steps} steps" if steps not in (None, p.joint_steps) else ""
-        return f"through {task}, lambda={lam:g}, seed {seed}{more}"
+        return f"through {task}, lambda={number_text(lam)}, seed {seed}{more}"
 
     dens = {}
     for task in ("A", "B"):

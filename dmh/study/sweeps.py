@@ -27,12 +27,12 @@ from dmh.tasks import TaskNet
 from dmh.training import train
 
 __all__ = [
-    "sweep_lams",
     "sweep_runs",
     "colour_sweep_runs",
     "colour_row_runs",
     "train_sweep",
     "ablation",
+    "score_sweep",
     "colour_ablation",
     "colour_row_lams",
     "colour_rows",
@@ -102,7 +102,7 @@ def train_sweep(p: Preset, out: Path, *, hours: float | None = None, workers: in
     return kept
 
 
-def _score_sweep(
+def score_sweep(
     scores: ValScores, nets: dict[float, list[tuple[str, nn.Module]]], metric: str, keep_scores: bool
 ) -> list[dict[str, Any]]:
     """The validation points of a sweep ({lam: [(run tag, denoiser) per seed]}): per lambda, PSNR and `metric` per
@@ -152,7 +152,7 @@ def ablation(
         scores = ValScores(tnet, x, y, sigma=p.ablation_sigma, seed=p.seed, batch_size=bs, use_kept=p.kept_finetunes)
         nets = {lam: [(runs.grey_run(p, task, lam, sd).tag, finetune(base, task, lam, p, out, seed=sd)[0])
                       for sd in p.seeds] for lam in p.ablation_lams}  # fmt: skip
-        pts = _score_sweep(scores, nets, metric, keep_scores)
+        pts = score_sweep(scores, nets, metric, keep_scores)
         noisy = evaluate_task(tnet, x, y, sigma=p.ablation_sigma, seed=p.seed, batch_size=bs)
         result[task] = {"metric": metric, "points": pts, "noisy": noisy[metric], "noisy_psnr": noisy["psnr"],
                         "paper_lam": p.task(task).lam_paper, "code_lam": p.task(task).lam_code,
@@ -179,10 +179,10 @@ def colour_ablation(
     x, y = colour_val_set(p, eff)
     kw = {"sigma": p.eff_val_sigma, "seed": p.seed, "batch_size": 10}
     scores = ValScores(eff, x, y, **kw, use_kept=p.kept_finetunes)
-    start = scores(f"base {p.colour_base}", base)  # kept with the sweep's scores by _score_sweep
+    start = scores(f"base {p.colour_base}", base)  # kept with the sweep's scores by score_sweep
     nets = {lam: [(runs.colour_run(p, lam, sd).tag, colour_finetune(base, lam, p, out, sd)[0])
                   for sd in p.eff_sweep_seeds] for lam in p.eff_lams}  # fmt: skip
-    pts = _score_sweep(scores, nets, "top1", keep_scores)
+    pts = score_sweep(scores, nets, "top1", keep_scores)
     noisy = evaluate_task(eff, x, y, **kw)
     result = {"sigma": p.eff_val_sigma, "steps": p.eff_steps, "seeds": list(p.eff_sweep_seeds), "n": len(x),
               "metric": "agreement", "points": pts, "noisy": noisy["top1"], "noisy_psnr": noisy["psnr"],
@@ -283,15 +283,3 @@ def choose_run_length(curves: dict[str, Any]) -> dict[str, Any]:
     rule = (f"shortest length whose validation PSNR is within {RUN_LENGTH_PSNR_TOL:g} dB and metric within "
             f"{100 * RUN_LENGTH_METRIC_TOL:g} points of the longest run's, for every probed run")  # fmt: skip
     return {"steps": n, "rule": rule}
-
-
-def sweep_lams(preset: str, lams: list[float] | tuple[float, ...] | None) -> tuple[float, ...] | None:
-    """03's sweep from a notebook's `lams` knob: those lambdas plus 0 (separate), the paper's and the authors'
-    code's lambdas of both tasks (every sweep marks them), sorted; None (the knob unset) stays None."""
-    if lams is None:
-        return None
-    from dmh.presets import PRESETS
-
-    p = PRESETS[preset]
-    marked = {0.0, p.cls.lam_paper, p.seg.lam_paper, p.cls.lam_code, p.seg.lam_code}
-    return tuple(sorted(marked | {float(v) for v in lams}))

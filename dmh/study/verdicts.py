@@ -62,10 +62,15 @@ UNSEEN_CLAIMS = (
 )
 
 
-def table_claims(t: dict[str, Any], sigmas: list[float] | None = None) -> list[dict[str, Any]]:
-    """The verdicts of `CLAIMS` (and `UNSEEN_CLAIMS` when the table has classifier C's column) on one table
-    (table2.json or table3.json), over its sigmas (or those of `sigmas`), each with the rows' input PSNR difference
-    (dB, mean over sigma) beside it."""
+def table_claims(
+    t: dict[str, Any],
+    sigmas: list[float] | None = None,
+    comparisons: Sequence[tuple[str, str, str, bool]] = CLAIMS,
+    unseen: Sequence[tuple[str, str, str]] = UNSEEN_CLAIMS,
+) -> list[dict[str, Any]]:
+    """The verdicts of `comparisons` (default `CLAIMS`; and `unseen`, default `UNSEEN_CLAIMS`, when the table has
+    classifier C's column) on one table (table2.json or table3.json), over its sigmas (or those of `sigmas`), each
+    with the rows' input PSNR difference (dB, mean over sigma) beside it."""
     sig = [s for s in t["rows"]["noisy"] if sigmas is None or float(s) in {float(v) for v in sigmas}]
     if not sig:
         raise ValueError(f"none of the sigmas {sigmas} is a column of table {t['task']} ({list(t['rows']['noisy'])})")
@@ -82,11 +87,11 @@ def table_claims(t: dict[str, Any], sigmas: list[float] | None = None) -> list[d
         return float(np.mean([t["rows"][a][s][key] - t["rows"][b][s][key] for s in sig]))
 
     found = []
-    for claim, a, b, subset in CLAIMS:
+    for claim, a, b, subset in comparisons:
         sa, sb = row_summary(a, subset), row_summary(b, subset)
         found.append(verdict(claim, t["task"], a, b, sa, sb, subset=subset, psnr_diff=psnr_gap(a, b, subset)))
     if t.get("unseen"):
-        for claim, a, b in UNSEEN_CLAIMS:
+        for claim, a, b in unseen:
             sa, sb = row_summary(a, False, key="metric_unseen"), row_summary(b, False, key="metric_unseen")
             found.append(verdict(claim, "C", a, b, sa, sb, through=t["unseen"], psnr_diff=psnr_gap(a, b, False)))
     return found

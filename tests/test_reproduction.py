@@ -1,0 +1,65 @@
+"""The reproduction check (`dmh.reproduction`, `dmh compare`): verdicts paired by what they compare, every number of
+the same preset counted, a differing verdict reported (not raised)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from dmh import reproduction
+from dmh.docs import DOCS, answer_rows
+
+PUBLISHED = DOCS / "results"
+
+
+def _copy(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(PUBLISHED, run)
+    return run
+
+
+def test_the_published_run_reproduces_itself(tmp_path):
+    run = _copy(tmp_path)
+    n = len(answer_rows(PUBLISHED))
+    path, line = reproduction.write(run)
+    assert line.startswith(f"{n} of {n} verdicts as published (same preset: ") and " 0 within 0.01, 0 further" in line
+    assert path == run / "REPRODUCTION.md" and "## Every number (same preset)" in path.read_text()
+
+
+def test_a_changed_verdict_and_number_are_reported(tmp_path):
+    run = _copy(tmp_path)
+    claims = json.loads((run / "claims.json").read_text())
+    claims["claims"][0]["verdict"] = "did not hold"
+    (run / "claims.json").write_text(json.dumps(claims))
+    t2 = json.loads((run / "table2.json").read_text())
+    t2["rows"]["separate"]["30"]["metric"] += 0.004
+    t2["rows"]["CBM3D"]["30"]["psnr_subset"] += 1.0
+    (run / "table2.json").write_text(json.dumps(t2))
+    c = reproduction.compare(run)
+    n = len(c["rows"])
+    assert sum(r["same"] for r in c["rows"]) == n - 1
+    f = c["numbers"]["table2.json"]
+    assert f["within"] == 1 and f["larger"] == 1 and f["max"][0] == "rows/CBM3D/30/psnr_subset"
+    assert any("bm3d" in r for r in f["reasons"])
+    assert reproduction.summary_line(c).startswith(f"{n - 1} of {n} verdicts as published")
+    assert "| **no** |" in reproduction.reproduction_md(c)
+
+
+def test_runs_of_other_presets_compare_verdicts_only(tmp_path):
+    run = _copy(tmp_path)
+    for name in ("table2.json", "table1.json"):
+        t = json.loads((run / name).read_text())
+        t["preset"]["name"] = "smoke"
+        (run / name).write_text(json.dumps(t))
+    c = reproduction.compare(run)
+    assert c["numbers"] is None and "only the verdicts are compared" in reproduction.reproduction_md(c)
+
+
+def test_dmh_compare_prints_the_line_as_the_readme_shows(tmp_path):
+    run = _copy(tmp_path)
+    res = subprocess.run([str(Path(sys.executable).parent / "dmh"), "compare", str(run)], capture_output=True,
+                         text=True)  # fmt: skip
+    assert res.returncode == 0 and "verdicts as published" in res.stdout and (run / "REPRODUCTION.md").is_file()
