@@ -99,8 +99,8 @@ bench: install
 # that every mutant recomputes; one thread per mutant, a mutant per core. The score and the survivors: bench/MUTATION.md.
 mutate: install
 	rm -rf mutants
-	DMH_CACHE=off OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $$(nproc)
-	$(PY) bench/mutation.py
+	t0=$$(date +%s); DMH_CACHE=off OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $$(nproc); \
+		$(PY) bench/mutation.py $$(( $$(date +%s) - t0 ))
 
 # JupyterLab on the notebooks; their parameters cells read results/cpu/ (the last `make reproduce`).
 # As root (common in containers) JupyterLab refuses to start without --allow-root: it is added then.

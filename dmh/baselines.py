@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: a headless (papermill) run saves their final count
 
 from dmh.checkpoint import atomic_write
 from dmh.images import to_nchw

@@ -22,7 +22,7 @@ __all__ = ["main", "RECIPE_NAMES", "STUDY_PRESETS", "OTHER_BASES"]
 #: `dmh.denoisers.RECIPES`' names and the presets the notebooks run (`dmh.presets.PRESETS` but "paper", which runs
 #: through `torchrun -m dmh.ddp`), written here so that parsing needs no torch (a test keeps them equal).
 RECIPE_NAMES = ("colour-blind", "colour-s15", "colour-s25", "colour-s50", "grey-blind", "grey-dncnn")
-STUDY_PRESETS = ("cpu", "smoke")
+STUDY_PRESETS = ("cpu", "full", "smoke")
 #: `dmh.study.other_denoisers.OTHER_BASES`' names (a test keeps them equal).
 OTHER_BASES = ("grey-dncnn",)
 
@@ -169,7 +169,9 @@ def _report(args: argparse.Namespace) -> None:
     if args.readme:
         from dmh import docs
 
-        copied = docs.publish(folder, root / "docs")
+        # the default tier's run gives the answer's "default tier" column and its minutes; the full tier the rest
+        publish = docs.publish_default if args.preset == "cpu" else docs.publish
+        copied = publish(folder, root / "docs")
         for written in docs.refresh(root):
             print(f"updated {written} ({len(copied)} result files and figures in {root / 'docs'})")
 
@@ -275,8 +277,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--readme",
         default=None,
-        help="also copy the run into <README's folder>/docs/ (results/, "
-        "figures/) and rewrite the generated sections of README.md and docs/RESULTS.md from it",
+        help="also copy the run into <README's folder>/docs/ (a full-tier run: results/ and figures/; a default-tier "
+        "run, --preset cpu: its verdicts and minutes into results/default/) and rewrite the generated sections of "
+        "README.md and docs/RESULTS.md",
     )
     p.add_argument("--machine", action="store_true", help="add a line naming this machine")
     p.set_defaults(func=_report)

@@ -347,7 +347,7 @@ def train_denoiser(
 def psnr_on_test_photos(net: nn.Module, sigmas: tuple[float, ...] = VAL_SIGMAS) -> dict[str, dict[str, float]]:
     """PSNR (dB, 8-bit) of `net` on the TEST photos, mean over the five, at each sigma:
 
-    - "test_crop384": the 384 x 384 centre crops with exactly the noisy pixels of Table 1 of the cpu preset
+    - "test_crop384": the 384 x 384 centre crops with exactly the noisy pixels of Table 1 of the full preset
       (`dmh.evalsets`), so the numbers sit beside that table's CBM3D row;
     - "test_full": the full-size photos, noise from `dmh.noise.noise_generator(0, sigma, k)`.
     """
@@ -356,7 +356,7 @@ def psnr_on_test_photos(net: nn.Module, sigmas: tuple[float, ...] = VAL_SIGMAS) 
     from dmh.presets import get_preset
 
     net.eval()
-    p = get_preset("cpu")
+    p = get_preset("full")
     out: dict[str, dict[str, float]] = {"test_crop384": {}, "test_full": {}}
     crops, full = test_photos(p), photos("test")
     for s in sigmas:
@@ -408,7 +408,7 @@ def cbm3d_on_test_photos(path: Path | None = None, sigmas: tuple[float, ...] = V
     if path.is_file() and (kept := json.loads(path.read_text())).get("noise") == rule:
         if all(f"{int(s)}" in kept["test_full"] for s in sigmas):
             return kept
-    p = get_preset("cpu")
+    p = get_preset("full")
     crops, full = test_photos(p), photos("test")
     res: dict[str, Any] = {"noise": rule, "test_crop384": {}, "test_full": {}, "per_image": {}}
     for s in sigmas:

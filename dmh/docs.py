@@ -25,9 +25,13 @@ __all__ = [
     "shrink",
     "answer_rows",
     "difference_text",
+    "HEADLINE",
     "answer_md",
+    "verdicts_md",
+    "answer_figure",
     "minutes_md",
     "publish",
+    "publish_default",
     "refresh",
     "expected_sections",
 ]
@@ -145,26 +149,91 @@ def difference_text(row: dict[str, Any]) -> str:
     return f"{row['diff']:+.4f} ± {row['se']:.4f}"
 
 
-def answer_md(folder: Path) -> str:
-    """The answer table: claim by claim, the comparison, its difference ± standard error, the operating point (the
-    PSNR difference of the two rows) and the verdict, with a link to the evidence in docs/RESULTS.md."""
-    rows = answer_rows(folder)
+#: The answer at a glance: one comparison per claim and path (keys of `answer_rows`), chosen 2026-12-06 by what each
+#: claim says, whatever its verdict: claim (1) the blind model at the middle sigma; claim (2) the joint denoiser at
+#: the chosen lambda against separate through each network (A, B, C never trained through, the photos through Lite0
+#: and Lite2 never trained through) and against CBM3D through A; claim (3) cross-task through A and B; claim (4) the
+#: perceptual distance through an unseen network at the matched operating point, on each path; and claim (2) with the
+#: field's denoiser (DnCNN) through A and C.
+HEADLINE = (
+    ("claims1.json", "released colour-blind", 25.0),
+    ("claims.json", "(2) joint beats separate", "joint (chosen)", "separate", "A", False),
+    ("claims.json", "(2) joint beats CBM3D", "joint (chosen)", "CBM3D", "A", True),
+    ("claims.json", "(2) joint beats separate", "joint (chosen)", "separate", "B", False),
+    ("claims.json", "(2) joint's gain carries to an unseen classifier", "joint (chosen)", "separate", "C", False),
+    ("claims2e.json", "(2) joint beats separate on real photos", "joint (chosen)", "separate", "EfficientNet-Lite0"),
+    ("claims2e.json", "(2) joint beats separate on real photos", "joint (chosen)", "separate",
+     "EfficientNet-Lite2 (never trained through)"),
+    ("claims.json", "(3) cross-task beats separate", "cross-task", "separate", "A", False),
+    ("claims.json", "(3) cross-task beats separate", "cross-task", "separate", "B", False),
+    ("claims4m.json", "(4) joint keeps more texture: perceptual distance", "matched PSNR", "A"),
+    ("claims4m.json", "(4) joint keeps more texture: perceptual distance", "matched PSNR", "B"),
+    ("claims4m.json", "(4) joint keeps more texture: perceptual distance", "matched PSNR", "E"),
+    ("claims_dncnn.json", "(2) with DnCNN as the denoiser: joint beats separate", "joint (chosen)", "separate", "A",
+     False),
+    ("claims_dncnn.json", "(2) with DnCNN as the denoiser: joint's gain carries to an unseen classifier",
+     "joint (chosen)", "separate", "C", False),
+)  # fmt: skip
+RULE = ("A difference counts beyond 2 standard errors: over training seeds for fine-tuned rows (3 seeds at cpu scale), "
+        "over photos for claim (1); \"within noise\" otherwise.")  # fmt: skip
+
+
+def _psnr_text(r: dict[str, Any]) -> str:
+    return "-" if r["psnr"] is None else f"{r['psnr']:+.2f} dB"
+
+
+def answer_md(folder: Path, default: Path | None = None) -> str:
+    """The answer at a glance: the `HEADLINE` rows of `folder` (the full tier): claim, comparison, difference ±
+    standard error, its PSNR cost (the two rows' PSNR difference) and verdict, and whether the default tier's
+    published run (`default`, default folder/default: its claims files) reached the same verdict."""
+    rows = {r["key"]: r for r in answer_rows(folder)}
     if not rows:
         return "No claim verdicts in the result files yet: run `make reproduce`."
+    default = folder / "default" if default is None else default
+    tier = {r["key"]: r["verdict"] for r in answer_rows(default)} if default.is_dir() else {}
     table = report.markdown_table(
-        ["claim", "comparison", "on", "difference ± SE", "PSNR difference", "verdict", "evidence"],
-        [[r["claim"], r["comparison"], r["on"], difference_text(r),
-          "-" if r["psnr"] is None else f"{r['psnr']:+.2f} dB", f"**{r['verdict']}**",
-          f"[tables](docs/RESULTS.md{_section(r['file'])})"] for r in rows],
+        ["claim", "comparison", "on", "difference ± SE", "PSNR cost", "verdict", "default tier"],
+        [[r["claim"], r["comparison"], r["on"], difference_text(r), _psnr_text(r), f"**{r['verdict']}**",
+          "-" if key not in tier else "same" if tier[key] == r["verdict"] else f"{tier[key]}"]
+         for key in HEADLINE if (r := rows.get(key))],
     )  # fmt: skip
-    rule = ("A difference counts beyond 2 standard errors: over training seeds for fine-tuned rows (3 seeds at cpu "
-            "scale), over photos for claim (1); \"within noise\" otherwise.")  # fmt: skip
-    return table + "\n\n" + rule
+    return (table + "\n\n" + RULE + " Every verdict, and the evidence behind each: [docs/RESULTS.md]"
+            "(docs/RESULTS.md#every-verdict).")  # fmt: skip
+
+
+def verdicts_md(folder: Path, link: str = "") -> str:
+    """Every verdict of the result files (`answer_rows`), with a link to its evidence (`link` + the section's
+    anchor)."""
+    rows = answer_rows(folder)
+    if not rows:
+        return "No claim verdicts in the result files yet."
+    return report.markdown_table(
+        ["claim", "comparison", "on", "difference ± SE", "PSNR difference", "verdict", "evidence"],
+        [[r["claim"], r["comparison"], r["on"], difference_text(r), _psnr_text(r), f"**{r['verdict']}**",
+          f"[tables]({link}{_section(r['file'])})"] for r in rows],
+    ) + "\n\n" + RULE  # fmt: skip
+
+
+def answer_figure(folder: Path, path: Path) -> Path | None:
+    """The `HEADLINE` rows as a forest plot (`dmh.viz.plot_answer`), saved (shrunk) to `path`; None without rows."""
+    from dmh import viz
+
+    rows = {r["key"]: r for r in answer_rows(folder)}
+    picked = [rows[k] for k in HEADLINE if k in rows]
+    if not picked:
+        return None
+    tmp = path.with_name(path.stem + ".full.png")
+    viz.save_figure(viz.plot_answer(picked), tmp)
+    shrink(tmp, path)
+    tmp.unlink()
+    return path
 
 
 def minutes_md(folder: Path) -> str:
     """Minutes per notebook of the published run (timings.json) and the machine line."""
     t = _load(folder, "timings.json") or {}
+    if not t and not (folder / "machine.txt").is_file():
+        return "Not published yet: `make reproduce`, then `dmh report --readme README.md`."
     machine = (folder / "machine.txt").read_text().strip() if (folder / "machine.txt").is_file() else ""
     total = sum(t.values()) / 60
     cells = " · ".join(f"{k[:2]} {v / 60:.1f}" for k, v in t.items())
@@ -214,21 +283,50 @@ def publish(results: Path, docs: Path = DOCS) -> list[Path]:
     return copied
 
 
+#: What `publish_default` keeps of a default-tier run in docs/results/default/: its verdicts, minutes and check.
+DEFAULT_FILES = ("machine.txt", "timings.json", "evaluations.json", "REPRODUCTION.md", "claims1.json", "claims.json",
+                 "claims_dncnn.json", "claims2e.json", "claims4.json", "claims4m.json")  # fmt: skip
+
+
+def publish_default(results: Path, docs: Path = DOCS) -> list[Path]:
+    """Copy a default-tier run's verdicts, minutes and reproduction check (`DEFAULT_FILES`) into
+    docs/results/default/ (the answer's "default tier" column and the README's minutes of both tiers); returns the
+    copied files."""
+    results, dst = Path(results), Path(docs) / "results" / "default"
+    if not (results / "timings.json").is_file():
+        raise FileNotFoundError(f"{results} is not a finished `make reproduce` folder (no timings.json)")
+    dst.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in DEFAULT_FILES:
+        if (results / name).is_file():
+            shutil.copyfile(results / name, dst / name)
+            copied.append(dst / name)
+    return copied
+
+
 def expected_sections(root: Path = ROOT) -> dict[Path, dict[str, str]]:
     """What the generated sections of README.md and docs/RESULTS.md hold when written from docs/results/:
     {file: {marker name: text}}."""
     docs = root / "docs"
     folder = docs / "results"
     results = report.report_text(
-        folder, figures=docs / "figures", link="figures/", title="# Results of the `cpu` preset"
+        folder,
+        figures=docs / "figures",
+        link="figures/",
+        title="# Results of the full tier (`make reproduce PRESET=full`)",
     )
     picture = ""
     if (docs / "figures" / "01_kodim23_sigma25.png").is_file():
-        picture = ("![noisy / CBM3D / ours / clean, kodim23 at sigma 25, from `make reproduce` (cpu preset)]"
+        picture = ("![noisy / CBM3D / ours / clean, kodim23 at sigma 25, from the full tier]"
                    "(docs/figures/01_kodim23_sigma25.png)")  # fmt: skip
     return {
-        root / "README.md": {"answer": answer_md(folder), "minutes": minutes_md(folder), "picture": picture},
-        docs / "RESULTS.md": {"results": results.strip()},
+        root / "README.md": {
+            "answer": answer_md(folder),
+            "minutes": minutes_md(folder),
+            "minutes-default": minutes_md(folder / "default"),
+            "picture": picture,
+        },
+        docs / "RESULTS.md": {"verdicts": "## Every verdict\n\n" + verdicts_md(folder), "results": results.strip()},
     }
 
 
@@ -240,8 +338,11 @@ def _replace(text: str, name: str, body: str, path: Path) -> str:
 
 
 def refresh(root: Path = ROOT) -> list[Path]:
-    """Write every generated section (`expected_sections`) into README.md and docs/RESULTS.md."""
+    """Write every generated section (`expected_sections`) into README.md and docs/RESULTS.md, and the answer's
+    figure (docs/figures/answer.png)."""
     written = []
+    if (fig := answer_figure(root / "docs" / "results", root / "docs" / "figures" / "answer.png")) is not None:
+        written.append(fig)
     for path, sections in expected_sections(root).items():
         text = path.read_text() if path.is_file() else "".join(f"<!-- {n}:start -->\n<!-- {n}:end -->\n"
                                                                 for n in sections)  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: a headless (papermill) run saves their final count
 
 from dmh.cascade import run_denoiser
 from dmh.metrics import ConfusionMatrix, psnr, topk_accuracy
@@ -198,7 +198,6 @@ def evaluate_many(
     1,000 item canvases through denoiser, A and C in 11.8 s on one thread, 8.5 s on two). A job's denoiser must
     pickle (an `nn.Module`, None, or a module-level function such as `dmh.baselines.cbm3d_mosaic`). The numbers equal
     the one-process ones up to float rounding (the thread count can change the order of a convolution's sums)."""
-    from tqdm.auto import tqdm
 
     from dmh import evalcache
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: a headless (papermill) run saves their final count
 
 from dmh import pretrained
 from dmh.fast import prepare

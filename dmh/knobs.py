@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: The presets the notebooks run ("paper" runs with `torchrun -m dmh.ddp`).
-STUDY_PRESETS = ("cpu", "smoke")
+STUDY_PRESETS = ("cpu", "full", "smoke")
 
 #: Noise levels (0-255) each notebook's sigmas may take: the range its denoisers were trained on (the released
 #: colour models 0-55; the grey base 0-100, its fine-tunes 5-100). 02 scores the networks without a denoiser and

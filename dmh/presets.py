@@ -1,5 +1,11 @@
-"""The study's presets, defined once: `smoke` (the test suite), `cpu` (2 cores, offline, under an hour) and `paper`
-(the authors' settings, GPUs). A notebook's `parameters` cell names one; `get_preset(name, **overrides)` builds it.
+"""The study's presets, defined once: `cpu` (the default tier of `make reproduce`: every claim and path of the
+answer, on smaller evaluation sets, in at most 15 minutes on 2 cores), `full` (the published evidence, the README's
+answer and docs/RESULTS.md), `smoke` (the test suite) and `paper` (the authors' settings, GPUs). A notebook's
+`parameters` cell names one; `get_preset(name, **overrides)` builds it.
+
+The two cpu-scale tiers train nothing differently: the same kept fine-tunes, seeds, lambdas, rules and networks. The
+default tier measures each comparison on a part of what the full tier measures (its sizing rule: docs/DESIGN.md,
+"Tiers"), so its verdicts are computed anew and compared with the full tier's (`dmh compare`).
 
 Units: sigma on the 0-255 scale; lam is the weight of the task term in MSE + lam * task loss on [0, 1] images.
 """
@@ -7,10 +13,20 @@ Units: sigma on the 0-255 scale; lam is the weight of the task term in MSE + lam
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TaskSettings", "Preset", "PRESETS", "get_preset", "check_scale"]
+
+def available_cores() -> int:
+    """The CPU cores this process may use (`os.sched_getaffinity`; `os.cpu_count` where that is missing)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+__all__ = ["TaskSettings", "Preset", "PRESETS", "get_preset", "check_scale", "available_cores"]
 
 
 @dataclass(frozen=True)
@@ -102,11 +118,15 @@ class Preset:
         other_bases: released grey bases of other architectures (`dmh.study.other_denoisers.OTHER_BASES`: deepinv's
             DnCNN) whose own sweep through A, lambda rule and Table 2 rows notebook 04 adds (claim 2 with the field's
             denoisers), and whose verdicts 06 adds.
+        frontier: 07's texture frontier over "all" the sweeps' lambdas, or only the lambdas its verdicts use
+            ("claims": separate, the matched-PSNR and the chosen lambda of each path).
         real_tiles, real_draws: 07's rows on real photos (`dmh.study.real_photo_rows`): the first `real_tiles` tiles
             of the TEST photos and ImageNet-20 (None: all 118), `real_draws` noise draws each.
         threads: torch threads (0: torch's default).
-        workers: fine-tunes of the lambda sweep trained at once, each in its own process on one thread
-            (`dmh.runs.train_many`; 1: one after the other in the notebook's process).
+        workers: fine-tunes trained, and evaluations run, at once, each in its own process on one thread
+            (`dmh.runs.train_many`, `dmh.evaluate.evaluate_many`; 1: one after the other in the notebook's process).
+            Default: the cores this process may use (`available_cores`), so a larger machine finishes sooner; the
+            numbers do not depend on it beyond float rounding.
         kept_finetunes: load a fine-tune from `data/finetunes/` (`dmh.runs.KEPT_DIR`) when one of exactly the same
             inputs is kept there, instead of training it (the cpu preset's sweep is hours of training on 2 cores;
             `dmh reproduce --retrain` or False trains every run), and read a sweep run's validation score kept in
@@ -155,10 +175,11 @@ class Preset:
     imagenet_size: int = 224
     unseen_classifier: str | None = "fashion_item_resnet"
     other_bases: tuple[str, ...] = ()
+    frontier: str = "all"
     real_tiles: int | None = None
     real_draws: int = 2
     threads: int = 0
-    workers: int = 2
+    workers: int = dataclasses.field(default_factory=available_cores)
     kept_finetunes: bool = True
 
     def task(self, task: str) -> TaskSettings:
@@ -204,7 +225,24 @@ def check_scale(p: Preset) -> Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "cpu": Preset(name="cpu"),
+    # The published evidence (docs/results/ is its run of 2026-12-05, made under this tier's earlier name "cpu").
+    "full": Preset(name="full"),
+    # The default tier: the full tier's comparisons on parts of its evaluation sets (docs/DESIGN.md, "Tiers").
+    "cpu": Preset(
+        name="cpu",
+        colour_steps=100,
+        photo_crop=192,
+        photo_sigmas=(25.0, 50.0),
+        ensemble_sigmas=(),
+        cls=dataclasses.replace(_CLS, n_test=500, n_bm3d=250),
+        seg=dataclasses.replace(_SEG, n_test=50, n_bm3d=25),
+        task_sigmas=(30.0, 60.0, 90.0),
+        imagenet_sigmas=(50.0,),
+        imagenet_draws=1,
+        frontier="claims",
+        real_tiles=30,
+        real_draws=1,
+    ),
     "smoke": Preset(
         name="smoke",
         colour_width=0.125,
@@ -268,6 +306,8 @@ def get_preset(name: str, **overrides: Any) -> Preset:
 
     if base != "01" and base not in RELEASED:
         raise ValueError(f"colour_base must be '01' or a released denoiser {sorted(RELEASED)}, got {base!r}")
+    if p.frontier not in ("all", "claims"):
+        raise ValueError(f"frontier must be 'all' or 'claims', got {p.frontier!r}")
     if p.grey_base not in ("03", "grey-blind"):
         raise ValueError(f"grey_base must be '03' or 'grey-blind', got {p.grey_base!r}")
     if p.name != "paper" and not {0.0, p.eff_lam} <= set(p.eff_lams):

@@ -502,11 +502,24 @@ def released_md(manifest: dict[str, Any] | None = None, cbm3d: dict[str, Any] | 
     mt = grey["metrics"]
     keys = ("val", "test_items", "cbm3d_items", "test_scenes", "cbm3d_scenes")
     g_rows = [[s, *[f"{mt[k][s]:.2f}" for k in keys]] for s in sorted(mt["val"], key=float)]
-    return (
+    text = (
         f"{table}\n\nThe grey base of the cpu-scale study (`grey-blind`, width {grey['arch']['width']:g}, "
         f"{grey['steps']:,} steps, {grey['hours']:.2f} h, sha256 {grey['sha256'][:12]}), PSNR dB beside CBM3D on the "
         "same noisy test pixels:\n\n"
         + markdown_table(["sigma", "VAL", "test items", "CBM3D items", "test scenes", "CBM3D scenes"], g_rows)
+    )
+    other = m.get("grey-dncnn")
+    if other is None:
+        return text
+    mo, a = other["metrics"], other["arch"]
+    o_rows = [[s, *[f"{mt[k][s]:.2f}" for k in ("val", "test_items", "test_scenes")],
+               *[f"{mo[k][s]:.2f}" for k in ("val", "test_items", "test_scenes")]]
+              for s in sorted(mo["val"], key=float) if s in mt["val"]]  # fmt: skip
+    return (
+        f"{text}\n\nThe second grey base (`grey-dncnn`: deepinv's DnCNN, depth {a['depth']}, {a['nf']} channels, sized "
+        f"for 2 cores by the cost rule of `dmh.zoo`; {other['steps']:,} steps, {other['hours']:.2f} h, sha256 "
+        f"{other['sha256'][:12]}) beside `grey-blind`, the same data, schedule and about the same hours, PSNR dB:\n\n"
+        + markdown_table(["sigma", "grey-blind VAL", "items", "scenes", "grey-dncnn VAL", "items", "scenes"], o_rows)
     )
 
 

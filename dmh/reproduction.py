@@ -24,7 +24,7 @@ from typing import Any
 from dmh.docs import DOCS, RESULT_FILES, answer_rows, difference_text
 from dmh.report import markdown_table
 
-__all__ = ["REASONS", "compare", "numbers", "reproduction_md", "write", "summary_line"]
+__all__ = ["REASONS", "compare", "numbers", "same_settings", "reproduction_md", "write", "summary_line"]
 
 #: (substring of a number's path, why it cannot be bit-identical between runs).
 REASONS = (
@@ -34,6 +34,9 @@ REASONS = (
     ("CBM3D", "bm3d repeats only to ~1e-6 between calls (docs/ERRORS.md)"),
 )
 WITHIN = 0.01
+#: Preset fields that say how a run computes, not what it measures: the name, and the processes and threads (which
+#: change numbers by float rounding only).
+HOW_NOT_WHAT = ("name", "workers", "threads")
 
 
 def _leaves(obj: Any, path: str = "") -> dict[str, float]:
@@ -89,14 +92,24 @@ def numbers(run: Path, reference: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _preset(folder: Path) -> str | None:
+def _preset(folder: Path) -> dict[str, Any] | None:
+    """The preset a results folder ran with, as its result files record it."""
     for name in ("table2.json", "table1.json", "claims.json"):
         path = Path(folder) / name
         if path.is_file():
             p = json.loads(path.read_text()).get("preset")
             if isinstance(p, dict):
-                return p.get("name")
+                return p
     return None
+
+
+def same_settings(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two recorded presets measure the same: equal on every setting both record but `HOW_NOT_WHAT` (the
+    published full tier ran under the name "cpu" before the default tier took it; settings added since are absent
+    from older files)."""
+    if a is None or b is None:
+        return False
+    return all(a[k] == b[k] for k in set(a) & set(b) if k not in HOW_NOT_WHAT)
 
 
 def compare(run: Path, reference: Path = DOCS / "results") -> dict[str, Any]:
@@ -116,10 +129,11 @@ def compare(run: Path, reference: Path = DOCS / "results") -> dict[str, Any]:
     only_run = [f"{r['claim']}: {r['comparison']} ({r['on']})" for k, r in run_rows.items() if k not in ref_rows]
     evals_path = run / "evaluations.json"
     evals = json.loads(evals_path.read_text()) if evals_path.is_file() else {}
-    presets = (_preset(reference), _preset(run))
+    ref_p, run_p = _preset(reference), _preset(run)
+    names = [None if q is None else q.get("name") for q in (ref_p, run_p)]
     return {
-        "run": str(run), "reference": str(reference), "presets": list(presets), "rows": rows, "only_run": only_run,
-        "numbers": numbers(run, reference) if presets[0] == presets[1] and presets[0] is not None else None,
+        "run": str(run), "reference": str(reference), "presets": names, "rows": rows, "only_run": only_run,
+        "numbers": numbers(run, reference) if same_settings(ref_p, run_p) else None,
         "evaluations": {k: sum(v.get(k, 0) for v in evals.values()) for k in ("computed", "loaded")},
     }  # fmt: skip
 
@@ -130,7 +144,7 @@ def summary_line(c: dict[str, Any]) -> str:
     line = f"{sum(r['same'] for r in rows)} of {len(rows)} verdicts as published"
     if c["numbers"] is not None:
         tot = {k: sum(f[k] for f in c["numbers"].values()) for k in ("identical", "within", "larger")}
-        line += f" (same preset: {tot['identical']} numbers identical, {tot['within']} within {WITHIN:g}, "
+        line += f" (same settings: {tot['identical']} numbers identical, {tot['within']} within {WITHIN:g}, "
         line += f"{tot['larger']} further apart)"
     return line
 
@@ -181,12 +195,12 @@ def reproduction_md(c: dict[str, Any]) -> str:
             rows.append([name, f["identical"], f["within"], f["larger"], f["missing"], worst,
                          "; ".join(f["reasons"]) or ("-" if not f["larger"] + f["within"] else "float rounding "
                          "(thread or worker count), or a change of the code or inputs")])  # fmt: skip
-        parts += ["## Every number (same preset)",
+        parts += ["## Every number (the same settings)",
                   markdown_table(["file", "identical", f"within {WITHIN:g}", "further", "missing", "largest difference",
                                   "why they can differ"], rows)]  # fmt: skip
     else:
-        parts.append(f"The presets differ ({ref_preset} and {run_preset}): the tables measure on other sizes, so only "
-                     "the verdicts are compared.")  # fmt: skip
+        parts.append(f"The presets' settings differ ({ref_preset} and {run_preset}: another tier or other knobs), so "
+                     "the tables measure on other sizes or values and only the verdicts are compared.")  # fmt: skip
     return "\n\n".join(parts) + "\n"
 
 

@@ -315,7 +315,7 @@ def train_many(
     the order or the number of workers. With `kept`, kept runs of the same inputs are copied instead of trained
     (`train_or_load`). `on_done(run)` is called in this process as each run finishes (e.g. `keep`); after `deadline`
     (a `time.time()` value) no new run starts. Returns the tags trained (or copied) now, in the order of `specs`."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     check_int(workers, "workers", low=1)
     todo = [r for r in dict.fromkeys(specs) if not finished(r, out)]

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: a headless (papermill) run saves their final count
 
 from dmh.checkpoint import (
     arch_of,

@@ -44,6 +44,7 @@ __all__ = [
     "plot_history",
     "plot_bars",
     "plot_verdicts",
+    "plot_answer",
 ]
 
 #: Axis labels of the metric keys used in dmh's result files.
@@ -61,6 +62,9 @@ METRIC_LABELS: dict[str, str] = {
     "sigma": "noise sigma (0-255)",
     "psnr_mean": "PSNR (dB), mean over seeds",
     "metric_mean": "task metric, mean over seeds",
+    "gms_mean": "gradient similarity to the clean image, mean over seeds",
+    "ssim_mean": "SSIM, mean over seeds",
+    "perceptual_mean": "perceptual distance (unseen network), mean over seeds",
 }
 
 
@@ -377,6 +381,7 @@ def plot_ablation(
     mark: Mapping[str, float | Mapping[str, float]] | None = None,
     lambda_key: str = "lambda",
     separate: bool | None = None,
+    title: str = "λ ablation: denoising quality against task metric",
 ) -> Figure:
     """The lambda ablation: task metric against PSNR, one curve per task through its lambdas (the frontier).
 
@@ -392,6 +397,7 @@ def plot_ablation(
         separate: one subplot per task (True), one shared axes (False); None decides by the data: separate
             subplots when the tasks plot different metrics, or values so far apart that a shared axis would flatten
             the curves.
+        title: the figure's title (what the y axis measures, in words).
 
     Raises:
         ValueError: no points, a task without a y key, rows lacking keys, a marked lambda not among the task's points.
@@ -452,7 +458,7 @@ def plot_ablation(
         axes[0].set_ylabel(" / ".join(dict.fromkeys(_metric_label(ykey[t]) for t in points)))
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.suptitle("λ ablation: denoising quality against task metric")
+    fig.suptitle(title)
     return fig
 
 
@@ -586,4 +592,38 @@ def plot_verdicts(
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3, axis="x")
     fig.suptitle(title)
+    return fig
+
+
+def plot_answer(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """The answer as a forest plot: one panel per unit (points of top-1, of mean IoU, of agreement, dB, a texture
+    measure), one line per comparison with its difference and a bar of +- 2 standard errors, coloured by verdict,
+    zero dashed.
+
+    Args:
+        rows: `dmh.docs.answer_rows` rows ({"claim", "comparison", "on", "diff", "se", "scale", "unit", "verdict"}).
+    """
+    if not rows:
+        raise ValueError("plot_answer needs at least one row")
+    texture = "texture measure, positive: joint's better"
+    units = list(dict.fromkeys(r["unit"] or texture for r in rows))
+    groups = {u: [r for r in rows if (r["unit"] or texture) == u] for u in units}
+    fig = new_figure(8.5, 0.42 * len(rows) + 0.9 * len(units) + 0.8)
+    axes = fig.subplots(len(units), 1, gridspec_kw={"height_ratios": [len(g) + 0.8 for g in groups.values()]})
+    axes = np.atleast_1d(axes)
+    for ax, (unit, group) in zip(axes, groups.items()):
+        for k, r in enumerate(group):
+            y = len(group) - 1 - k
+            se = float(r["se"]) if np.isfinite(float(r["se"])) else 0.0
+            ax.errorbar([r["scale"] * float(r["diff"])], [y], xerr=[2 * r["scale"] * se], fmt="o", capsize=3,
+                        color=VERDICT_COLOURS.get(r["verdict"], "black"))  # fmt: skip
+        ax.axvline(0, color="0.3", linestyle="--", linewidth=1)
+        labels = [f"{r['claim'][:3]} {r['comparison']}, {r['on']}" for r in group]
+        ax.set_yticks(range(len(group)), [t if len(t) < 90 else t[:87] + "..." for t in labels[::-1]], fontsize=7)
+        ax.set_xlabel(f"difference, {unit}; bar: +- 2 standard errors", fontsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    for verdict, colour in VERDICT_COLOURS.items():
+        axes[0].plot([], [], "o", color=colour, label=verdict)
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle("the answer: each claim's headline comparison (a vs b: the difference a - b)")
     return fig

@@ -53,15 +53,18 @@ def test_publish_and_refresh_write_sections_from_a_results_folder(tmp_path):
     root = tmp_path / "repo"
     (root / "docs").mkdir(parents=True)
     (root / "README.md").write_text("intro\n<!-- answer:start -->\nold\n<!-- answer:end -->\n<!-- minutes:start -->\n"
-                                    "<!-- minutes:end -->\n<!-- picture:start -->\n<!-- picture:end -->\n")  # fmt: skip
+                                    "<!-- minutes:end -->\n<!-- minutes-default:start -->\n"
+                                    "<!-- minutes-default:end -->\n<!-- picture:start -->\n<!-- picture:end -->\n")
     copied = docs.publish(results, root / "docs")
     assert {p.name for p in copied} == {"timings.json", "machine.txt", "claims.json", "06_claims.png"}
     docs.refresh(root)
     readme = (root / "README.md").read_text()
     assert "old" not in readme and "| (2) joint beats separate | joint (chosen) vs separate |" in readme
     assert "+3.00 ± 1.00 points top-1" in readme and "**held**" in readme and "total 2.1 min" in readme
-    assert "(docs/RESULTS.md#06-claims-2-and-3-verdicts-over-seeds)" in readme
+    assert "(docs/RESULTS.md#every-verdict)" in readme  # the answer at a glance; every verdict in RESULTS.md
     results_md = (root / "docs" / "RESULTS.md").read_text()
+    assert "## Every verdict" in results_md and "[tables](#06-claims-2-and-3-verdicts-over-seeds)" in results_md
+    assert (root / "docs" / "figures" / "answer.png").is_file()
     assert "## 06 Claims 2 and 3" in results_md and "](figures/06_claims.png)" in results_md
     assert docs.sections_in(root / "README.md")["answer"] == docs.expected_sections(root)[root / "README.md"][
         "answer"].strip()  # fmt: skip

@@ -157,6 +157,11 @@ def test_readme_papermill_examples_run_through_the_cli(smoke, tmp_path):
     assert list(t2["rows"]["joint (chosen)"]) == ["15", "30"] and t2["lams"]["joint (chosen)"]["lam"] == 0.05
     after = _files(tmp_path / "results" / "smoke")
     assert {k: after[k] for k in before} == before
+    compare = re.search(r"`\.venv/bin/dmh (compare [^`]+)`", readme.replace("\n", " ")).group(1)
+    res = subprocess.run([str(Path(sys.executable).parent / "dmh"), *compare.split()], cwd=tmp_path,
+                         capture_output=True, text=True)  # fmt: skip
+    assert res.returncode == 0 and "verdicts as published" in res.stdout, res.stderr[-2000:]
+    assert (tmp_path / "results" / "smoke" / "lam=0.05_sigmas=15,30" / "REPRODUCTION.md").is_file()
 
 
 def test_a_refused_knob_fails_the_cli_run_by_name_and_changes_no_file(smoke, tmp_path):
@@ -182,3 +187,12 @@ def test_missing_earlier_results_name_the_notebook(tmp_path):
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     errors = [o for o in outputs if o.output_type == "error"]
     assert errors and "04_joint_classification.ipynb" in errors[0]["evalue"]
+
+
+def test_the_explorer_runs_first_on_an_empty_results_folder(tmp_path):
+    """08, the first notebook a visitor opens, needs no earlier notebook: the sweep's runs are made (kept ones copied
+    at cpu scale), 03's choice is scored here, and the zoom-ins fall back on the published ones."""
+    nb = _papermill("08_explorer.ipynb", tmp_path)
+    out = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "one update:" in out and "zoom-ins: ['barbara'" in out
+    assert (tmp_path / "smoke" / "ablation.json").is_file()

@@ -25,8 +25,8 @@ def test_the_published_run_reproduces_itself(tmp_path):
     run = _copy(tmp_path)
     n = len(answer_rows(PUBLISHED))
     path, line = reproduction.write(run)
-    assert line.startswith(f"{n} of {n} verdicts as published (same preset: ") and " 0 within 0.01, 0 further" in line
-    assert path == run / "REPRODUCTION.md" and "## Every number (same preset)" in path.read_text()
+    assert line.startswith(f"{n} of {n} verdicts as published (same settings: ") and " 0 within 0.01, 0 further" in line
+    assert path == run / "REPRODUCTION.md" and "## Every number (the same settings)" in path.read_text()
 
 
 def test_a_changed_verdict_and_number_are_reported(tmp_path):
@@ -48,14 +48,27 @@ def test_a_changed_verdict_and_number_are_reported(tmp_path):
     assert "| **no** |" in reproduction.reproduction_md(c)
 
 
-def test_runs_of_other_presets_compare_verdicts_only(tmp_path):
+def test_runs_of_other_settings_compare_verdicts_only(tmp_path):
+    from dmh.presets import PRESETS
+
     run = _copy(tmp_path)
-    for name in ("table2.json", "table1.json"):
-        t = json.loads((run / name).read_text())
-        t["preset"]["name"] = "smoke"
-        (run / name).write_text(json.dumps(t))
+    t = json.loads((run / "table2.json").read_text())
+    t["preset"]["name"] = "full"  # a name alone does not make other settings: the full tier is the published one
+    (run / "table2.json").write_text(json.dumps(t))
+    assert reproduction.compare(run)["numbers"] is not None
+    t["preset"] = {**PRESETS["cpu"].asdict(), "name": "cpu"}  # the default tier measures on smaller sets
+    (run / "table2.json").write_text(json.dumps(t))
     c = reproduction.compare(run)
     assert c["numbers"] is None and "only the verdicts are compared" in reproduction.reproduction_md(c)
+
+
+def test_the_full_preset_is_the_published_evidence():
+    """`make reproduce PRESET=full` measures what docs/results/ holds: every setting the published run recorded."""
+    from dmh.presets import PRESETS
+
+    published = json.loads((PUBLISHED / "table2.json").read_text())["preset"]
+    assert reproduction.same_settings(published, PRESETS["full"].asdict())
+    assert not reproduction.same_settings(published, PRESETS["cpu"].asdict())
 
 
 def test_dmh_compare_prints_the_line_as_the_readme_shows(tmp_path):

@@ -144,3 +144,37 @@ def test_run_denoiser_calls_a_plain_module_without_sigma(sigma, make_denoiser):
     net = make_denoiser(1, 0.25).eval()
     x = torch.rand(2, 1, 16, 16)
     assert not takes_sigma(net) and torch.equal(run_denoiser(net, x, sigma), net(x))
+
+
+def test_other_claims_read_the_dncnn_table_and_join_the_answer(tmp_path):
+    """06's verdicts of claim (2) with DnCNN as the base (`dmh.study.other_claims`), from a Table-2-like file: the
+    comparisons through A and C, named after the denoiser, and rows of the answer (`dmh.docs.answer_rows`)."""
+    import json
+
+    from dmh.docs import HEADLINE, answer_rows
+    from dmh.study import other_claims
+
+    def row(vals, unseen):
+        return {s: {"metric_seeds": vals, "metric_subset_seeds": vals, "metric_unseen_seeds": unseen, "psnr": 20.0,
+                    "psnr_subset": 20.0} for s in ("30", "60")}  # fmt: skip
+
+    t = {"task": "A", "unseen": "fashion_item_resnet",
+         "rows": {"noisy": row([0.3], [0.3]), "CBM3D": row([0.5], [0.5]), "separate": row([0.70, 0.71, 0.72],
+                  [0.60, 0.61, 0.62]), "joint (paper)": row([0.70, 0.72, 0.71], [0.60, 0.62, 0.61]),
+                  "joint (chosen)": row([0.80, 0.81, 0.82], [0.60, 0.61, 0.62])}}  # fmt: skip
+    (tmp_path / "table2_dncnn.json").write_text(json.dumps(t))
+    found = other_claims(tmp_path)["claims"]
+    assert len(found) == 5 and {c["task"] for c in found} == {"A", "C"}
+    assert all(c["claim"].startswith("(2) with DnCNN as the denoiser") for c in found)
+    v = {(c["task"], c["a"], c["b"]): c["verdict"] for c in found}
+    assert v["A", "joint (chosen)", "separate"] == "held" and v["C", "joint (chosen)", "separate"] == "within noise"
+    keys = {r["key"] for r in answer_rows(tmp_path)}
+    assert {k for k in HEADLINE if k[0] == "claims_dncnn.json"} <= keys
+
+
+def test_the_headline_rows_exist_in_the_published_results():
+    from dmh.docs import DOCS, HEADLINE, answer_rows
+
+    keys = {r["key"] for r in answer_rows(DOCS / "results")}
+    published = {k for k in HEADLINE if (DOCS / "results" / k[0]).is_file()}
+    assert published <= keys and len(HEADLINE) <= 14

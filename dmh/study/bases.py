@@ -33,7 +33,6 @@ __all__ = [
     "load_colour_base",
     "load_grey_base",
     "grey_base",
-    "load_finetuned",
     "grey_base_width",
     "colour_finetune",
 ]
@@ -158,13 +157,6 @@ def grey_base(p: Preset, out: Path) -> tuple[DenoiseNet, list[dict[str, float]]]
 
     hist = PRETRAINED_DIR / f"{p.grey_base}_history.json"
     return load_grey_base(p, out), json.loads(hist.read_text()) if hist.is_file() else []
-
-
-def load_finetuned(
-    task: str, lam: float, p: Preset, out: Path, notebook: str, steps: int | None = None, seed: int | None = None
-) -> DenoiseNet:
-    """A finished fine-tune saved by `finetune` (FileNotFoundError naming `notebook` when it is missing)."""
-    return runs.load(runs.grey_run(p, task, lam, seed, steps), DenoiseNet(1, grey_base_width(p)), out, notebook)
 
 
 def grey_base_width(p: Preset) -> float:

@@ -308,7 +308,8 @@ def imagenet_table(denoisers: dict[str, nn.Module | list[nn.Module]], p: Preset,
     """Top-1 of EfficientNet-Lite0 on ImageNet-20 (at `p.imagenet_size`) for noisy / CBM3D / each denoiser (one, or a
     list: one per training seed), at `p.imagenet_sigmas`, mean over `p.imagenet_draws` seeded draws and the seeds
     (CBM3D: the first draw only, on a mosaic of the 20 images, see `cbm3d_mosaic`); "top1_std" is the spread over
-    all draws and seeds. Written to out/imagenet20.json."""
+    all draws and seeds. The evaluations run in `p.workers` one-thread processes (`evaluate_many`, cached).
+    Written to out/imagenet20.json."""
     check_scale(p)
     from dmh.tasks import efficientnet_lite0
 
@@ -318,12 +319,20 @@ def imagenet_table(denoisers: dict[str, nn.Module | list[nn.Module]], p: Preset,
     warm_cbm3d_mosaics([(noisy_images(x[i : i + 20], s, p.seed, i), s) for s in p.imagenet_sigmas
                         for i in range(0, len(x), 20)], p.workers)  # fmt: skip
     table: dict[str, dict[str, dict[str, float]]] = {}
+    jobs, where = [], []  # every (sigma, row, seed, draw) evaluation, in `p.workers` one-thread processes
+    for s in p.imagenet_sigmas:
+        for row, den in rows.items():
+            for d_ in den if isinstance(den, list) else [den]:
+                for d in range(1 if row == "CBM3D" else p.imagenet_draws):
+                    jobs.append({"sigma": s, "denoiser": d_, "seed": p.seed + d, "batch_size": 20})
+                    where.append((s, row))
+    done = iter(evaluate_many(eff, x, y, jobs, workers=p.workers, desc="imagenet20"))
+    results = [(key, next(done)) for key in where]
     for s in p.imagenet_sigmas:
         for row, den in rows.items():
             draws = 1 if row == "CBM3D" else p.imagenet_draws
             dens = den if isinstance(den, list) else [den]
-            res = [evaluate_task(eff, x, y, sigma=s, denoiser=d_, seed=p.seed + d, batch_size=20)
-                   for d_ in dens for d in range(draws)]  # fmt: skip
+            res = [r for key, r in results if key == (s, row)]
             table.setdefault(row, {})[str(int(s))] = {
                 "top1": float(np.mean([r["top1"] for r in res])), "top1_std": float(np.std([r["top1"] for r in res])),
                 "psnr": float(np.mean([r["psnr"] for r in res])), "draws": draws, "seeds": len(dens),

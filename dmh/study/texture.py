@@ -75,12 +75,14 @@ def texture_frontier(grey_base: nn.Module, colour_base: nn.Module, p: Preset, ou
     """The texture measures of every denoiser of the lambda sweeps on TEST data: A and B (03's sweep,
     `p.ablation_lams` x `p.seeds`, at `p.ablation_sigma` on the first `n_bm3d` test items / scenes) and
     EfficientNet-Lite0 (07's sweep, `p.eff_lams` x `p.eff_sweep_seeds`, at `p.eff_val_sigma` on the TEST photo
-    crops). Every run is loaded (or trained) as the sweeps do. Written to out/frontier.json: {"paths": {path: {"sigma",
+    crops); with `p.frontier` "claims", only the lambdas `frontier_claims` compares. Every run is loaded (or trained)
+    as the sweeps do. Written to out/frontier.json: {"paths": {path: {"sigma",
     "perceptual_net", "points": [{"lam", "seed", measures...}]}}}."""
     check_scale(p)
     from dmh import tasks
 
     result: dict[str, Any] = {"paths": {}, "preset": p.asdict()}
+    needed = _claim_lams(out) if p.frontier == "claims" else {}
     c_net = unseen_classifier(p)
     for task in ("A", "B"):
         if c_net is None:
@@ -88,7 +90,7 @@ def texture_frontier(grey_base: nn.Module, colour_base: nn.Module, p: Preset, ou
         clean, noisy = _grey_set(task, p)
         feat = functools.partial(tasks.features, c_net)
         points = [{"lam": 0.0, "seed": -1, "row": "noisy", **measure_texture(noisy, clean, feat)}]
-        for lam in p.ablation_lams:
+        for lam in [lam for lam in p.ablation_lams if task not in needed or lam in needed[task]]:
             for sd in p.seeds:
                 net, _ = finetune(grey_base, task, lam, p, out, seed=sd)
                 points.append({"lam": lam, "seed": sd, **measure_texture(_run(net, noisy), clean, feat)})
@@ -102,7 +104,7 @@ def texture_frontier(grey_base: nn.Module, colour_base: nn.Module, p: Preset, ou
     clean = torch.stack(crops)
     noisy = torch.cat([photo_noise(c, s, k, p) for k, c in enumerate(crops)])
     points = [{"lam": 0.0, "seed": -1, "row": "noisy", **measure_texture(noisy, clean, feat, batch_size=4)}]
-    for lam in p.eff_lams:
+    for lam in [lam for lam in p.eff_lams if "E" not in needed or lam in needed["E"]]:
         for sd in p.eff_sweep_seeds:
             net, _ = colour_finetune(colour_base, lam, p, out, sd)
             den = torch.cat([denoise(net, x[None], fast=True) for x in noisy])
@@ -110,6 +112,33 @@ def texture_frontier(grey_base: nn.Module, colour_base: nn.Module, p: Preset, ou
     result["paths"]["E"] = {"sigma": s, "n": len(clean), "perceptual_net": lite2.name, "points": points}
     write_json(out / "frontier.json", result, default=float)
     return result
+
+
+def _validation_points(out: Path) -> dict[str, tuple[list[dict[str, Any]], float | None]]:
+    """{path: (the sweep's validation points, the chosen lambda)} from out/ablation.json (A, B) and
+    out/eff_ablation.json (E), for those present."""
+    val = {}
+    if (path := _require_or_none(out / "ablation.json")) is not None:
+        abl = read_json(path)
+        val.update({t: (abl[t]["points"], abl[t]["chosen"]["lam"]) for t in ("A", "B") if t in abl})
+    if (path := _require_or_none(out / "eff_ablation.json")) is not None:
+        eff = read_json(path)
+        val["E"] = (eff["points"], eff["chosen"]["lam"])
+    return val
+
+
+def _claim_lams(out: Path) -> dict[str, set[float]]:
+    """{path: the lambdas `frontier_claims` compares}: separate, the matched-PSNR lambda and the chosen one."""
+    return {t: {0.0, *(lam for lam in (matched_lambda(pts)["lam"], chosen) if lam is not None)}
+            for t, (pts, chosen) in _validation_points(out).items()}  # fmt: skip
+
+
+def _require_or_none(path: Path) -> Path | None:
+    """`require(path)` (a knob run's folder falls back on its preset's), or None when neither has it."""
+    try:
+        return require(path)
+    except FileNotFoundError:
+        return None
 
 
 def matched_lambda(points: list[dict[str, Any]], tolerance_db: float = MATCH_TOLERANCE_DB) -> dict[str, Any]:
@@ -132,13 +161,7 @@ def frontier_claims(out: Path) -> dict[str, Any]:
     TEST measures of out/frontier.json, by the 2-SE rule; also at the "joint (chosen)" lambda of the tables. Each row
     carries the TEST PSNR difference. Written to out/claims4m.json."""
     front = read_json(require(out / "frontier.json"))["paths"]
-    val = {}
-    if (out / "ablation.json").is_file():
-        abl = read_json(out / "ablation.json")
-        val.update({t: (abl[t]["points"], abl[t]["chosen"]["lam"]) for t in ("A", "B") if t in abl})
-    if (out / "eff_ablation.json").is_file():
-        eff = read_json(out / "eff_ablation.json")
-        val["E"] = (eff["points"], eff["chosen"]["lam"])
+    val = _validation_points(out)
     found, matched = [], {}
     for path, d in front.items():
         if path not in val:
