@@ -149,7 +149,7 @@ def _report(args: argparse.Namespace) -> None:
     from dmh.provenance import machine_line
     from dmh.report import write_report
 
-    folder = Path(args.out) / args.preset
+    folder = Path(args.folder) if args.folder else Path(args.out) / args.preset
     root = Path(args.readme).resolve().parent if args.readme else None
     published = root is not None and folder.resolve() in (
         (root / "docs" / "results").resolve(),
@@ -282,6 +282,11 @@ def main(argv: list[str] | None = None) -> None:
         "README.md and docs/RESULTS.md",
     )
     p.add_argument("--machine", action="store_true", help="add a line naming this machine")
+    p.add_argument(
+        "--folder",
+        default=None,
+        help="the results folder (default <out>/<preset>; e.g. a knob run's, results/cpu/lam=0.05)",
+    )
     p.set_defaults(func=_report)
 
     args = parser.parse_args(argv)

@@ -134,6 +134,10 @@ def test_knobs_rerun_a_notebook_with_other_lambdas(smoke, tmp_path):
     assert list(t2["rows"]["joint (chosen)"]) == ["30"] and t2["preset"]["task_sigmas"] == [30.0]
     after = _files(root / "smoke")
     assert {k: after[k] for k in before} == before  # new runs were added beside, nothing replaced
+    from dmh import cli
+
+    cli.main(["report", "--folder", str(root / "smoke" / "lam=0.05_sigmas=30")])  # the report reads it too
+    assert "Table 2" in (root / "smoke" / "lam=0.05_sigmas=30" / "REPORT.md").read_text()
 
 
 def test_readme_papermill_examples_run_through_the_cli(smoke, tmp_path):
