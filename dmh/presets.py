@@ -174,7 +174,7 @@ class Preset:
     imagenet_draws: int = 3
     imagenet_size: int = 224
     unseen_classifier: str | None = "fashion_item_resnet"
-    other_bases: tuple[str, ...] = ()
+    other_bases: tuple[str, ...] = ("grey-dncnn",)
     frontier: str = "all"
     real_tiles: int | None = None
     real_draws: int = 2
