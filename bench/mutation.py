@@ -45,13 +45,14 @@ def main(seconds: float | None = None) -> str:
     counts = Counter(status.values())
     survivors = sorted(n for n, s in status.items() if s == "survived")
     equivalent = [n for n in survivors if n in EQUIVALENT]
-    live = [n for n, s in status.items() if s not in ("killed", "timeout") and n not in EQUIVALENT]
-    scored = len(status) - len(equivalent)
+    live = [n for n, s in status.items() if s not in ("killed", "timeout", "not checked") and n not in EQUIVALENT]
+    unchecked = counts.get("not checked", 0)  # a run stopped before them
+    scored = len(status) - len(equivalent) - unchecked
     killed = counts.get("killed", 0) + counts.get("timeout", 0)
     score = killed / scored if scored else 0.0
     per: Counter[tuple[str, str]] = Counter()
     for n, s in status.items():
-        per[(n.split(".x_")[0], s)] += 1
+        per[(n.split(".x")[0], s)] += 1  # dmh.stats.x_summary__mutmut_5, dmh.nets.xǁDenoiseNetǁ__init____mutmut_1
     lines = [
         "# Mutation testing of the thin core (`make mutate`)",
         "",
@@ -59,23 +60,25 @@ def main(seconds: float | None = None) -> str:
         "core modules against their fast tests, caches off)."
         + (f" The run took {seconds / 60:.1f} min." if seconds else ""),
         "",
-        f"**Score: {killed} of {scored} non-equivalent mutants killed ({100 * score:.1f} %)**; "
+        f"**Score: {killed} of {scored} non-equivalent mutants checked were detected ({100 * score:.1f} %)**; "
         + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-        + f"; {len(equivalent)} survivors judged equivalent.",
+        + f"; {len(equivalent)} survivors judged equivalent"
+        + (f"; {unchecked} of {len(status)} mutants not checked (the run was stopped)." if unchecked else "."),
         "",
-        "| module | mutants | killed | survived | no tests |",
-        "|---|---|---|---|---|",
+        "| module | mutants | killed | timeout | survived | no tests | not checked |",
+        "|---|---|---|---|---|---|---|",
     ]
     for mod in sorted({m for m, _ in per}):
         lines.append(f"| {mod} | {sum(v for (m, _), v in per.items() if m == mod)} | {per[(mod, 'killed')]} | "
-                     f"{per[(mod, 'survived')]} | {per[(mod, 'no tests')]} |")  # fmt: skip
+                     f"{per[(mod, 'timeout')]} | {per[(mod, 'survived')]} | {per[(mod, 'no tests')]} | "
+                     f"{per[(mod, 'not checked')]} |")  # fmt: skip
     lines += ["", "## Not killed (survived or no tests), not judged equivalent", ""]
     lines += [f"- `{n}` ({status[n]}): {diff(n)}" for n in sorted(live)] or ["none"]
     lines += ["", "## Survivors judged equivalent", ""]
     lines += [f"- `{n}`: {EQUIVALENT[n]}" for n in equivalent] or ["none"]
     text = "\n".join(lines) + "\n"
     (ROOT / "bench" / "MUTATION.md").write_text(text)
-    return f"{killed} of {scored} non-equivalent mutants killed ({100 * score:.1f} %) -> bench/MUTATION.md"
+    return f"{killed} of {scored} non-equivalent mutants checked were detected ({100 * score:.1f} %) -> bench/MUTATION.md"
 
 
 if __name__ == "__main__":
