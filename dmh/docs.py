@@ -83,30 +83,12 @@ def answer_rows(folder: Path) -> list[dict[str, Any]]:
             (c["a"], c["sigma"]),
         )
     nets = {"A": "classifier A", "B": "segmenter B", "C": "classifier C (never trained through)"}
-    for c in (_load(folder, "claims.json") or {}).get("claims", []):
-        unit = "points top-1" if c["task"] in ("A", "C") else "points mean IoU"
-        where = "CBM3D subset" if c.get("subset") else "test set"
-        add(
-            "claims.json",
-            c,
-            f"{c['a']} vs {c['b']}",
-            f"{nets[c['task']]}, {where}",
-            100,
-            unit,
-            (c["claim"], c["a"], c["b"], c["task"], bool(c.get("subset"))),
-        )
-    for c in (_load(folder, "claims_dncnn.json") or {}).get("claims", []):
-        unit = "points top-1"
-        where = "CBM3D subset" if c.get("subset") else "test set"
-        add(
-            "claims_dncnn.json",
-            c,
-            f"{c['a']} vs {c['b']}",
-            f"{nets[c['task']]}, {where}",
-            100,
-            unit,
-            (c["claim"], c["a"], c["b"], c["task"], bool(c.get("subset"))),
-        )
+    for file in ("claims.json", "claims_dncnn.json"):  # claims (2) and (3); (2) with the field's denoiser
+        for c in (_load(folder, file) or {}).get("claims", []):
+            unit = "points top-1" if c["task"] in ("A", "C") else "points mean IoU"
+            where = "CBM3D subset" if c.get("subset") else "test set"
+            add(file, c, f"{c['a']} vs {c['b']}", f"{nets[c['task']]}, {where}", 100, unit,
+                (c["claim"], c["a"], c["b"], c["task"], bool(c.get("subset"))))  # fmt: skip
     for c in (_load(folder, "claims2e.json") or {}).get("claims", []):
         add(
             "claims2e.json",

@@ -139,15 +139,20 @@ def parse_sigmas(value: Any, knob: str = "sigmas", low: float = 0.0, high: float
     return tuple(out)
 
 
-def parse_lams(value: Any, knob: str = "lams") -> tuple[float, ...]:
-    """Distinct finite lambdas >= 0 (the weight of the task term; MSE on [0, 1] images)."""
-    accepts = "give distinct finite lambdas >= 0 (the task term's weight), e.g. [0.001, 0.01]"
-    out = [_number(v, knob, accepts) for v in _items(value, knob, accepts)]
+def _nonnegative(value: Any, knob: str, accepts: str, item: Any) -> tuple:
+    """A list knob of distinct values >= 0, each parsed by `item(value, knob, accepts)`."""
+    out = [item(v, knob, accepts) for v in _items(value, knob, accepts)]
     for x in out:
         if x < 0:
-            raise KnobError(f"{knob}: {number_text(x)} is negative; {accepts}")
+            raise KnobError(f"{knob}: {_text(x)} is negative; {accepts}")
     _distinct(out, knob, accepts)
     return tuple(out)
+
+
+def parse_lams(value: Any, knob: str = "lams") -> tuple[float, ...]:
+    """Distinct finite lambdas >= 0 (the weight of the task term; MSE on [0, 1] images)."""
+    return _nonnegative(value, knob, "give distinct finite lambdas >= 0 (the task term's weight), e.g. [0.001, 0.01]",
+                        _number)  # fmt: skip
 
 
 def parse_lam(value: Any, knob: str = "lam", allow_zero: bool = False) -> float:
@@ -168,37 +173,29 @@ def parse_lam(value: Any, knob: str = "lam", allow_zero: bool = False) -> float:
     return x
 
 
-def parse_seed(value: Any, knob: str = "seed") -> int:
-    """One training seed: a whole number >= 0."""
-    accepts = "give a whole number >= 0, e.g. 0"
+def _one_whole(value: Any, knob: str, accepts: str, low: int, below: str) -> int:
+    """One whole number >= `low` (a list refused; `below` says why a smaller one is refused)."""
     if isinstance(value, list | tuple):
         raise KnobError(f"{knob}: {value!r} is a list; {accepts}")
-    s = _integer(value, knob, accepts)
-    if s < 0:
-        raise KnobError(f"{knob}: {s} is negative; {accepts}")
-    return s
+    n = _integer(value, knob, accepts)
+    if n < low:
+        raise KnobError(f"{knob}: {n} is {below}; {accepts}")
+    return n
+
+
+def parse_seed(value: Any, knob: str = "seed") -> int:
+    """One training seed: a whole number >= 0."""
+    return _one_whole(value, knob, "give a whole number >= 0, e.g. 0", 0, "negative")
 
 
 def parse_seeds(value: Any, knob: str = "seeds") -> tuple[int, ...]:
     """Distinct training seeds, whole numbers >= 0."""
-    accepts = "give distinct whole numbers >= 0, e.g. [0, 1, 2]"
-    out = [_integer(v, knob, accepts) for v in _items(value, knob, accepts)]
-    for s in out:
-        if s < 0:
-            raise KnobError(f"{knob}: {s} is negative; {accepts}")
-    _distinct(out, knob, accepts)
-    return tuple(out)
+    return _nonnegative(value, knob, "give distinct whole numbers >= 0, e.g. [0, 1, 2]", _integer)
 
 
 def parse_steps(value: Any, knob: str = "steps") -> int:
     """Optimizer steps: a whole number >= 1."""
-    accepts = "give a whole number of optimizer steps >= 1, e.g. 600"
-    if isinstance(value, list | tuple):
-        raise KnobError(f"{knob}: {value!r} is a list; {accepts}")
-    n = _integer(value, knob, accepts)
-    if n < 1:
-        raise KnobError(f"{knob}: {n} is not positive; {accepts}")
-    return n
+    return _one_whole(value, knob, "give a whole number of optimizer steps >= 1, e.g. 600", 1, "not positive")
 
 
 def _parse_bool(value: Any, knob: str) -> bool:
