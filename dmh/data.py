@@ -305,7 +305,7 @@ def _background(size: int, generator: torch.Generator) -> Tensor:
 
 
 def make_item_canvases(items: Tensor, generator: torch.Generator, size: int = ITEM_CANVAS) -> Tensor:
-    """One item per grey canvas on the scenes' textured backgrounds (issue 13: classifier A and segmenter B see one
+    """One item per grey canvas on the scenes' textured backgrounds (classifier A and segmenter B see one
     image domain): for each item, a background as in `make_scenes`, the item at a random offset, its pixels above
     `ITEM_THRESHOLD` pasted.
 
@@ -378,7 +378,7 @@ class ItemSampler:
 @functools.lru_cache(maxsize=2)
 def fashion_items_split(part: str, seed: int = SEEDS["item_canvases"]) -> tuple[Tensor, Tensor]:
     """Every item of a part ("val": 5,000, "test": 10,000) on its own seeded canvas: the fixed evaluation set of the
-    one-domain classifier (issue 13)."""
+    one-domain classifier."""
     items, labels = fashion_split(part)
     return make_item_canvases(items, torch.Generator().manual_seed(seed)), labels
 

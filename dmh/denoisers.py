@@ -1,4 +1,4 @@
-"""The released colour denoisers (issue 12): recipes, long resumable training with a VAL curve, release.
+"""The released colour denoisers: recipes, long resumable training with a VAL curve, release.
 
 A `Recipe` says how one released model is trained: `DenoiseNet(3, width)` on 48 x 48 patches of
 `dmh.photos.training_photos("train")` (the 11 TRAIN photos and the Debian photographs), Gaussian noise with sigma
@@ -76,7 +76,7 @@ class Recipe:
         name: the weights name (`dmh.nets.denoisenet(weights=name)`).
         width: DenoiseNet width multiplier (1.0 = the paper's 1.03 M parameters).
         channels: 3 (colour) or 1 (grey).
-        data: "photos" (colour: TRAIN photographs, VAL photographs) or "fashion" (grey: issue 13's one domain, half
+        data: "photos" (colour: TRAIN photographs, VAL photographs) or "fashion" (grey: the one domain, half
             Fashion item canvases of the classifier's kind, half crops of segmentation scenes, both made from the
             "train" items; VAL from the "val" items, see `val_images`).
         sigma: fixed training sigma (0-255 scale) for a per-sigma model; None for a blind one.
@@ -169,7 +169,7 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-#: The grey base of the cpu-scale study (issue 13): blind over sigma 0-100 (the tables' sigmas reach 90) on 32 x 32
+#: The grey base of the cpu-scale study: blind over sigma 0-100 (the tables' sigmas reach 90) on 32 x 32
 #: patches, 64 a step (as many pixels as 32 colour patches of 48 x 48, a third of the channels). Width 0.5, chosen by
 #: the rule in this module's docstring (`compare_widths`, 2026-12-02): at 1.54 h of training on one thread
 #: each, the mean VAL PSNR over sigma 15 / 30 / 45 / 60 / 90 was 25.01 dB at width 0.5 (step 17,000) against 24.73 dB

@@ -1,4 +1,4 @@
-"""Opt-in inference speed-ups for `DenoiseNet`, using what PyTorch offers (issue 6).
+"""Opt-in inference speed-ups for `DenoiseNet`, using what PyTorch offers.
 
 - `fuse_conv_bn(net)`: an inference-only copy with every BatchNorm folded into the convolution before it
   (`torch.nn.utils.fusion.fuse_conv_bn_eval`), the bottleneck's BN before the residual sum included: 12 elementwise

@@ -127,7 +127,7 @@ class DenoiseNet(nn.Module):
 
 
 #: The released denoisers (data/pretrained/, trained by `dmh train-denoiser`; `dmh.denoisers.RECIPES`): colour on
-#: photographs (issue 12), and the grey base of the cpu-scale study on its one Fashion domain (issue 13).
+#: photographs, and the grey base of the cpu-scale study on its one Fashion domain.
 RELEASED_COLOUR = ("colour-blind", "colour-s15", "colour-s25", "colour-s50")
 RELEASED = (*RELEASED_COLOUR, "grey-blind")
 #: Released denoisers of other architectures (`dmh.zoo`): the grey DnCNN base of claim 2 with the field's denoiser.

@@ -97,7 +97,7 @@ class Preset:
             (as the table rows, which are these same runs), evaluated at `ablation_sigma` on validation data. Must hold
             0, the paper's and the code's lambdas.
         colour_base: the colour denoiser that 07 fine-tunes: a released colour name (`dmh.nets.RELEASED_COLOUR`,
-            trained for hours, issue 12) or "01" (the short training of notebook 01).
+            trained for hours) or "01" (the short training of notebook 01).
         eff_crop, eff_batch, eff_steps, eff_lam, eff_sigma_range: the colour denoiser fine-tuned through
             EfficientNet-Lite0 with the label-free target (07); eff_lam is the paper's lambda (classification).
         eff_size: the side EfficientNet-Lite0 resizes every input to, inside the classifier, in 07's fine-tunes and in

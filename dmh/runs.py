@@ -1,4 +1,4 @@
-"""One spec for every fine-tuning run of the study (issue 13): `Run` says what decides the weights, `train_or_load`
+"""One spec for every fine-tuning run of the study: `Run` says what decides the weights, `train_or_load`
 trains it once (resuming when interrupted) and `load` returns a finished one.
 
 A run fine-tunes a copy of a starting denoiser through one frozen task network with MSE + lam * task loss:
@@ -12,7 +12,7 @@ BatchNorm statistics stay those of the starting model (`dmh.steps.keep_bn_statis
 `out/ckpt/<run.tag>`; its checkpoints store the starting weights' and the task network's fingerprints and the run
 spec, and a run made from other inputs is trained anew (`dmh.training.train_once`).
 
-Kept fine-tunes (issue 13's budget: "let kept weights carry the long training"). The cpu preset's sweep is dozens of
+Kept fine-tunes (kept weights carry the long training). The cpu preset's sweep is dozens of
 fine-tunes, hours on 2 cores, so its finished runs are kept in `data/finetunes/` (`KEPT_DIR`; $DMH_FINETUNES
 overrides) like the task networks in `data/pretrained/`: `<tag>.pt` holds the weights, the history and the run's
 inputs (spec, the starting weights' and the task network's fingerprints); `manifest.json` holds each file's sha256,

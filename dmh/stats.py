@@ -1,4 +1,4 @@
-"""Error bars and verdicts over training seeds (issue 13): the rules are fixed here, before any number is seen.
+"""Error bars and verdicts over training seeds: the rules are fixed here, before any number is seen.
 
 A fine-tuned row of the study is trained with several seeds (`Preset.seeds`); every row is evaluated on the same
 noisy pixels, so a difference between two rows is a paired comparison in which only the training seed varies. Its

@@ -253,7 +253,7 @@ def fashion_classifier(*, weights: str | os.PathLike | None = None, frozen: bool
 
 
 def fashion_item_classifier(*, weights: str | os.PathLike | None = None, frozen: bool = True) -> TaskNet:
-    """Classifier A on one image domain with B (issue 13): `FashionVGG` on 32 x 32 single-item canvases with the
+    """Classifier A on one image domain with B: `FashionVGG` on 32 x 32 single-item canvases with the
     scenes' textured backgrounds (`dmh.data.make_item_canvases`); (N, 1, H, W) grey in [0, 1] -> (N, 10) logits.
 
     Args: as `fashion_classifier` (kept weights: "pretrained", name "fashion_item_classifier").
@@ -262,7 +262,7 @@ def fashion_item_classifier(*, weights: str | os.PathLike | None = None, frozen:
 
 
 def fashion_item_resnet(*, weights: str | os.PathLike | None = None, frozen: bool = True) -> TaskNet:
-    """Classifier C, the one no denoiser is ever fine-tuned through (issue 27: does joint training help a network
+    """Classifier C, the one no denoiser is ever fine-tuned through (does joint training help a network
     it never met?): `FashionResNet` on the same single-item canvases as A; (N, 1, H, W) grey in [0, 1] -> (N, 10)
     logits.
 

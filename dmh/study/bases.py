@@ -82,7 +82,7 @@ def released_denoisers() -> tuple[dict[str, tuple[nn.Module, float | None]], dic
 
 
 def task_nets() -> dict[str, TaskNet]:
-    """The frozen cpu-scale task networks with their kept weights, one image domain (issue 13): {"A": the classifier
+    """The frozen cpu-scale task networks with their kept weights, one image domain: {"A": the classifier
     of single Fashion items on the scenes' textured backgrounds, "B": the segmenter of scenes}."""
     return {t: runs.task_network(t) for t in ("A", "B")}
 

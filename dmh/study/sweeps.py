@@ -223,7 +223,7 @@ def run_length_curve(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """How a fine-tune's validation numbers move with its length, to choose `Preset.joint_steps` (issue 13: "600 steps
+    """How a fine-tune's validation numbers move with its length, to choose `Preset.joint_steps` ("600 steps
     may be too short for the task term to act"). For each task and lam of `lams` (e.g. {"A": (0, 0.004, 0.25)}), one
     run of `steps` steps (the spec of `dmh.runs.grey_run` but its length, seed `seed`) is scored every `every` steps
     at `p.ablation_sigma` on the validation data of the sweep (`val_set`: never the test split): PSNR (dB) and the
