@@ -66,11 +66,10 @@ def train_other_sweep(name: str, p: Preset, out: Path, *, hours: float | None = 
     return kept
 
 
-def _finetuned(name: str, lam: float, p: Preset, out: Path, seed: int) -> Any:
-    from dmh.archs import released_denoiser
-
-    return runs.train_or_load(runs.grey_run(p, "A", lam, seed, base=name), released_denoiser(name), out,
-                              kept=p.kept_finetunes, progress=False)[0]  # fmt: skip
+def _finetuned(name: str, base: Any, lam: float, p: Preset, out: Path, seed: int) -> Any:
+    """The finished (or kept, or trained here) run of `name`'s sweep at `lam` and `seed`, from the loaded `base`."""
+    return runs.train_or_load(runs.grey_run(p, "A", lam, seed, base=name), base, out, kept=p.kept_finetunes,
+                              progress=False)[0]  # fmt: skip
 
 
 def other_ablation(name: str, p: Preset, out: Path, progress: bool = True, keep_scores: bool = False) -> dict[str, Any]:
@@ -88,7 +87,7 @@ def other_ablation(name: str, p: Preset, out: Path, progress: bool = True, keep_
     tnet = task_nets()["A"]
     bs = p.cls.eval_batch
     scores = ValScores(tnet, x, y, sigma=p.ablation_sigma, seed=p.seed, batch_size=bs, use_kept=p.kept_finetunes)
-    nets = {lam: [(runs.grey_run(p, "A", lam, sd, base=name).tag, _finetuned(name, lam, p, out, sd))
+    nets = {lam: [(runs.grey_run(p, "A", lam, sd, base=name).tag, _finetuned(name, base, lam, p, out, sd))
                   for sd in p.seeds] for lam in p.ablation_lams}  # fmt: skip
     pts = score_sweep(scores, nets, "top1", keep_scores)
     start = evaluate_task(tnet, x, y, sigma=p.ablation_sigma, denoiser=base, seed=p.seed, batch_size=bs)
@@ -108,7 +107,10 @@ def other_table(name: str, p: Preset, out: Path, ablation: dict[str, Any], progr
     chosen = ablation["chosen"]["lam"]
     lams = {"separate": 0.0, "joint (paper)": p.cls.lam_paper,
             "joint (chosen)": p.cls.lam_paper if chosen is None else chosen}  # fmt: skip
-    rows = {row: [_finetuned(name, lam, p, out, sd) for sd in p.seeds] for row, lam in lams.items()}
+    from dmh.archs import released_denoiser
+
+    base = released_denoiser(name)  # loaded and sha256-checked once for every row
+    rows = {row: [_finetuned(name, base, lam, p, out, sd) for sd in p.seeds] for row, lam in lams.items()}
     how = {"joint (chosen)": "03's rule on validation data, this base's own sweep"}
     info = {row: {"task": "A", "lam": lam, "chosen_by": how.get(row, "fixed"), "base": name}
             for row, lam in lams.items()}  # fmt: skip
