@@ -1,4 +1,4 @@
-"""dmh benchmarks (issue 6): denoising speed against CBM3D, images/s, training throughput against the machine's
+"""dmh benchmarks: denoising speed against CBM3D, images/s, training throughput against the machine's
 measured fp32 matmul peak, quality from the study's Table 1, peak memory of tiled denoising, a profile, torch.compile,
 the explorer's update time.
 
@@ -252,7 +252,7 @@ def bench_speed(sizes: Sizes) -> dict[str, Any]:
         "denoise(fast=True, tile=None)": lambda: denoise(net, noisy, fast=True, tile=None),
     }
     # The command users run: `dmh denoise IN OUT --blind` with the released model (width 0.5), PNG read and write
-    # included (issue 12's target: at least 20x faster than CBM3D on a 768 x 512 photo).
+    # included (the target: at least 20x faster than CBM3D on a 768 x 512 photo).
     import tempfile
 
     from dmh.images import write_file

@@ -1,4 +1,4 @@
-"""The probe that chose the fine-tunes' length (`Preset.joint_steps`, issue 13), on validation data only.
+"""The probe that chose the fine-tunes' length (`Preset.joint_steps`), on validation data only.
 
 One run per task at lambda 0, the authors' code's and the paper's lambda (A: 0 / 0.004 / 0.25, B: 0 / 0.02 / 0.5),
 seed 0, 1,800 steps, scored every 300 steps at sigma 60 on the sweep's validation data (`dmh.study.run_length_curve`;

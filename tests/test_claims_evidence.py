@@ -1,4 +1,4 @@
-"""Claims 1, 2 and 4 where the evidence was weakest (issue 27): the unseen classifier C, the perceptual distance
+"""Claims 1, 2 and 4 where the evidence was weakest: the unseen classifier C, the perceptual distance
 through a network never trained through, the matched operating point, the geometric self-ensemble and claim 1 as a
 verdict."""
 

@@ -154,7 +154,7 @@ def test_to_grey_matches_skimage():
 
 
 def test_item_canvases_paste_one_item_on_a_scene_background():
-    """Issue 13's single-item domain: the item's pixels above the threshold, somewhere on the canvas; the rest is
+    """The single-item domain: the item's pixels above the threshold, somewhere on the canvas; the rest is
     texture in the scenes' contrast range [0.15, 0.55]; seeded."""
     from dmh.data import ITEM_THRESHOLD, make_item_canvases
 

@@ -1,4 +1,4 @@
-"""README.md and docs/ as generated documents (issue 29): every generated section is what `dmh.docs` writes from the
+"""README.md and docs/ as generated documents: every generated section is what `dmh.docs` writes from the
 committed result files of docs/results/ (no hand edits, no stale numbers), every image link points to a file in the
 repository, figures are small, and the README gives the answer first."""
 

@@ -1,4 +1,4 @@
-"""Real-world image files in `dmh denoise` and errors without tracebacks (issue 28): one test per case, every file
+"""Real-world image files in `dmh denoise` and errors without tracebacks: one test per case, every file
 generated here."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The package's shape (issue 25): imports run one way (a DAG with `dmh.cli` on top, nothing importing it), no module
+"""The package's shape: imports run one way (a DAG with `dmh.cli` on top, nothing importing it), no module
 reaches into another's private names, the training step and the folder layout exist once, and the package's text
 speaks of the project, not of work sessions."""
 

@@ -32,7 +32,7 @@ def test_notebooks_are_numbered_clean_and_parameterised():
         assert any("NBVAL_CHECK_OUTPUT" in c.source for c in code) or name.startswith("08"), name
 
 
-#: Each notebook's knobs (issue 26): literals in its parameters cell, None meaning the preset's value.
+#: Each notebook's knobs: literals in its parameters cell, None meaning the preset's value.
 KNOBS = {"01": {"sigmas"}, "02": {"sigmas"}, "03": {"lams", "sigma", "seeds", "steps"},
          "04": {"sigmas", "lam", "seeds", "steps"}, "05": {"sigmas", "lam", "seeds", "steps"}, "06": {"sigmas"},
          "07": {"lam", "sigmas", "seeds"}}  # fmt: skip

@@ -1,4 +1,4 @@
-"""Issue 13: one `Run` spec for every fine-tune; train once, then load; seeds and lambdas give distinct runs."""
+"""One `Run` spec for every fine-tune; train once, then load; seeds and lambdas give distinct runs."""
 
 from __future__ import annotations
 

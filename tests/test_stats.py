@@ -1,4 +1,4 @@
-"""Issue 13: error bars over seeds, the 2-standard-error verdict and the validation rule that chooses lambda."""
+"""Error bars over seeds, the 2-standard-error verdict and the validation rule that chooses lambda."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from dmh.training import TrainConfig
 
 
 def test_presets_defined_once_and_overridable():
-    assert set(PRESETS) == {"smoke", "cpu", "paper"}
+    assert set(PRESETS) == {"smoke", "cpu", "full", "paper"}
     p = get_preset("cpu", joint_steps=7)
     assert p.joint_steps == 7 and p.cls.lam_paper == 0.25 and p.seg.lam_paper == 0.5
     assert PRESETS["cpu"].joint_steps != 7  # not mutated
@@ -36,7 +36,7 @@ def test_presets_defined_once_and_overridable():
             p.ablation_lams
         )
     decades = [lam for lam in PRESETS["cpu"].ablation_lams if lam > 0]
-    assert min(decades) <= 1e-3 and max(decades) >= 1 and len(PRESETS["cpu"].seeds) >= 3  # issue 13
+    assert min(decades) <= 1e-3 and max(decades) >= 1 and len(PRESETS["cpu"].seeds) >= 3
     with pytest.raises(ValueError, match="missing"):
         get_preset("cpu", ablation_lams=(0.0, 0.25))
     with pytest.raises(ValueError, match="seeds"):

@@ -79,7 +79,7 @@ def test_kept_weights_load_and_meet_targets():
     a2 = tasks.fashion_item_classifier(weights="pretrained")
     xi, yi = fashion_items_split("test")
     top1_items = evaluate_task(a2, xi, yi)["top1"]
-    assert top1_items >= 0.90  # issue 13: clean top-1 on the test items on textured canvases
+    assert top1_items >= 0.90  # clean top-1 on the test items on textured canvases
     assert top1_items == pytest.approx(manifest["fashion_item_classifier"]["metrics"]["top1"], abs=1e-6)
     for name in ("fashion_classifier", "fashion_segmenter", "fashion_item_classifier"):
         entry = manifest[name]

@@ -1,5 +1,5 @@
-"""Issue 11: every bad input at the public boundary gets a clear error; nothing is silently wrong; no command destroys
-data. One test per numbered item of the issue (the item's number is in the test's name)."""
+"""Every bad input at the public boundary gets a clear error; nothing is silently wrong; no command destroys
+data. One test per case."""
 
 from __future__ import annotations
 
