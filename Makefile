@@ -5,6 +5,7 @@
 #                         the Debian training photographs of the released denoisers (data/photos/, dmh/photos.json)
 #   make test             the test suite (TEST_PREFIX="unshare -n" runs it without network; PYTEST_ARGS="-k nets");
 #                         installs Chromium + ChromeDriver first (apt) for the explorer's browser test
+#   make test-long        the docs' commands of a minute or more, run as written to their end (about 3 min)
 #   make reproduce        the whole study at PRESET (cpu by default, or smoke; the paper scale runs with torchrun -m dmh.ddp)
 #   make bench            the benchmarks
 #   make mutate           mutation testing of the thin core against its fast tests (mutmut; bench/MUTATION.md)
@@ -26,7 +27,7 @@ TEST_PREFIX ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := install
-.PHONY: install data photos browser test reproduce bench mutate lint lab clean distclean
+.PHONY: install data photos browser test test-long reproduce bench mutate lint lab clean distclean
 
 install: $(STAMP) data photos
 
@@ -89,6 +90,10 @@ browser:
 test: install browser
 	$(TEST_PREFIX) $(PY) -m pytest $(PYTEST_ARGS)
 
+# The docs' commands that take a minute or more each, run as written to their end (tests marked `long`).
+test-long: install
+	$(TEST_PREFIX) $(PY) -m pytest -m long $(PYTEST_ARGS)
+
 reproduce: install
 	$(VENV)/bin/dmh reproduce --preset $(PRESET)
 
@@ -96,10 +101,12 @@ bench: install
 	$(PY) bench/run.py
 
 # Mutation testing (mutmut, [tool.mutmut] in pyproject.toml: the core modules against their fast tests), caches off so
-# that every mutant recomputes; one thread per mutant, a mutant per core. The score and the survivors: bench/MUTATION.md.
+# that every mutant recomputes; one thread per mutant, a mutant per core. mutmut runs the tests in its copy of dmh/
+# (mutants/), so the released weights are pointed to where they are. The score and the survivors: bench/MUTATION.md.
 mutate: install
 	rm -rf mutants
-	t0=$$(date +%s); DMH_CACHE=off OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $$(nproc); \
+	t0=$$(date +%s); DMH_CACHE=off DMH_PRETRAINED=$(CURDIR)/data/pretrained OMP_NUM_THREADS=1 \
+		$(VENV)/bin/mutmut run --max-children $$(nproc); \
 		$(PY) bench/mutation.py $$(( $$(date +%s) - t0 ))
 
 # JupyterLab on the notebooks; their parameters cells read results/cpu/ (the last `make reproduce`).

@@ -622,7 +622,7 @@ def bench_profile(sizes: Sizes) -> dict[str, Any]:
         res[f"ops_{name}"] = _top_ops(prof)
     res["layers_fast"] = _layer_times(fast, x, max(sizes.net_runs, 3))
     train_net = DenoiseNet(3, 1.0).train()
-    _, compute = _train_step_fns(train_net, sizes, False)
+    _, compute = _train_step_fns(train_net, sizes, False, sizes.train_batch)
     compute()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         compute()

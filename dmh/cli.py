@@ -15,9 +15,9 @@ import time
 import warnings
 from pathlib import Path
 
-from dmh.layout import DATA
+from dmh.layout import PRETRAINED_DIR
 
-__all__ = ["main", "RECIPE_NAMES", "STUDY_PRESETS", "OTHER_BASES"]
+__all__ = ["build_parser", "main", "RECIPE_NAMES", "STUDY_PRESETS", "OTHER_BASES"]
 
 #: `dmh.denoisers.RECIPES`' names and the presets the notebooks run (`dmh.presets.PRESETS` but "paper", which runs
 #: through `torchrun -m dmh.ddp`), written here so that parsing needs no torch (a test keeps them equal).
@@ -176,7 +176,8 @@ def _report(args: argparse.Namespace) -> None:
             print(f"updated {written} ({len(copied)} result files and figures in {root / 'docs'})")
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The `dmh` command line: every subcommand and its arguments (`main` runs what it parses)."""
     parser = argparse.ArgumentParser(prog="dmh", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also DMH_DEBUG=1)")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         help="both = classifier and segmenter; item-classifier = A on B's image domain; item-resnet = classifier C "
         "(another architecture on A's images, never fine-tuned through)",
     )
-    p.add_argument("--out", default=str(DATA / "pretrained"))
+    p.add_argument("--out", default=str(PRETRAINED_DIR), help="where the weights and the manifest go")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=0, help="train this many steps, lr milestones stretched (0: default)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -288,8 +289,11 @@ def main(argv: list[str] | None = None) -> None:
         help="the results folder (default <out>/<preset>; e.g. a knob run's, results/cpu/lam=0.05)",
     )
     p.set_defaults(func=_report)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.debug or os.environ.get("DMH_DEBUG", "") not in ("", "0"):
         args.func(args)
         return

@@ -57,7 +57,7 @@ from dmh.paper import (
 from dmh.steps import objective
 from dmh.training import train
 
-__all__ = ["Dist", "init_distributed", "GlobalBatchNorm2d", "sync_batchnorm", "GlobalBatches", "main"]
+__all__ = ["Dist", "init_distributed", "GlobalBatchNorm2d", "sync_batchnorm", "GlobalBatches", "build_parser", "main"]
 
 TASKS = ("denoise", "classification", "segmentation")
 
@@ -525,7 +525,8 @@ def _merge(task: str, parts: Sequence[Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------------------- CLI
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m dmh.ddp {train,evaluate}` (`main` runs what it parses)."""
     p = argparse.ArgumentParser(
         prog="python -m dmh.ddp",
         description=__doc__.split("\n\n")[0],
@@ -600,7 +601,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> Any:
     """Entry point: `python -m dmh.ddp {train,evaluate} ...` (also under torchrun)."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     limits = {"crop": 8, "batch": 1, "threads": 0, "workers": 0, "limit": 1, "steps": 0}
     for name, low in limits.items():

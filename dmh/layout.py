@@ -40,8 +40,8 @@ DATA = ROOT / "data"
 PRETRAINED_DIR = Path(os.environ.get("DMH_PRETRAINED", DATA / "pretrained"))
 #: Kept fine-tunes of the cpu preset (`dmh.runs`); $DMH_FINETUNES moves them.
 KEPT_DIR = Path(os.environ.get("DMH_FINETUNES", DATA / "finetunes"))
-#: Resumable checkpoints of the released denoisers' training runs (`dmh.denoisers`).
-TRAINING_DIR = DATA / "training"
+#: Resumable checkpoints of the released denoisers' training runs (`dmh.denoisers`); $DMH_TRAINING moves them.
+TRAINING_DIR = Path(os.environ.get("DMH_TRAINING", DATA / "training"))
 #: The downscaled Debian training photographs (`dmh.photos`); $DMH_PHOTOS moves them.
 PHOTO_DIR = Path(os.environ.get("DMH_PHOTOS", DATA / "photos"))
 
