@@ -27,6 +27,10 @@ _JOBLIB = "the cached function ignores `job` and `compute` (`ignore=` in dmh.eva
 _F64 = "ndarray.astype(None) converts to float64, numpy's default, as astype(np.float64)"
 _RANGE = "scikit-image takes data_range 255 from the uint8 inputs when it is not given"
 _MISSING_OK = "missing_ok matters only for a file deleted between the glob and the unlink by another process"
+_ZERO = ("zeroing the gradients instead of setting them to None gives the same step: every parameter the optimizer "
+         "holds gets a gradient from the next backward, and one that never does keeps None either way")
+_INPLACE = "an in-place ReLU only reuses the memory: the same values (autograd would refuse an unsafe in-place use)"
+_BIAS = "bias=None is falsy: a convolution without bias, as bias=False"
 _BAR = "only the progress bar's display: its total shown as an open count (the numbers and files are the same)"
 
 #: mutant name -> why it behaves as the original (no test can tell them apart).
@@ -47,6 +51,23 @@ EQUIVALENT: dict[str, str] = {
     "dmh.training.x__prune__mutmut_12": _MISSING_OK,
     "dmh.training.x__prune__mutmut_13": _MISSING_OK,
     "dmh.training.x_train__mutmut_211": _BAR,
+    "dmh.training.x_train__mutmut_220": _BAR,
+    "dmh.training.x_train__mutmut_222": _BAR,
+    "dmh.training.x_train__mutmut_223": "`stop = None` is falsy as `stop = False` (the loop tests `not stop`)",
+    "dmh.training.x_train__mutmut_237": _ZERO,
+    "dmh.training.x_train__mutmut_238": _ZERO,
+    "dmh.metrics.x_ssim__mutmut_38": "use_sample_covariance=None is falsy, as False",
+    "dmh.metrics.x_ssim__mutmut_44": "1.5 is scikit-image's default sigma of the Gaussian window",
+    "dmh.metrics.xǁConfusionMatrixǁiou__mutmut_27": 'float("NAN") is float("nan")',
+    "dmh.metrics.x_perceptual_distance__mutmut_1": "the default batch size (16 -> 17) changes how the mean is "
+    "batched, not its value (the batch_size=2 test gives the same number)",
+    "dmh.losses.xǁJointLossǁforward__mutmut_20": 'float("NAN") is float("nan")',
+    "dmh.evaluate.x_evaluate_many__mutmut_71": "`todo = None` is falsy as `todo = []` (only `if todo:` reads it)",
+    "dmh.nets.xǁDenoiseNetǁforward__mutmut_35": "shape[+2:] is shape[2:], the (H, W) of the checked 4-D input",
+    **{f"dmh.nets.x__conv_bn_relu__mutmut_{n}": _INPLACE for n in (7, 24, 25)},
+    **{f"dmh.nets.xǁBottleneckǁ__init____mutmut_{n}": _INPLACE for n in (29, 30, 45, 46)},
+    "dmh.nets.x__conv_bn_relu__mutmut_13": _BIAS,
+    **{f"dmh.nets.xǁBottleneckǁ__init____mutmut_{n}": _BIAS for n in (21, 35, 50)},
 }
 
 

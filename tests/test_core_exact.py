@@ -6,6 +6,7 @@ executor) and progress bar."""
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 
@@ -623,3 +624,258 @@ def test_noise_degradation_averages_seeded_draws_per_sigma():
             vals = np.array([r[k] for r in runs])
             assert row[k] == pytest.approx(vals.mean()) and row[f"{k}_std"] == pytest.approx(vals.std())
     assert noise_degradation(task, images, labels, [20.0])[0]["top1_std"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Refusals of the core, each a whole line naming its argument
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"max_steps": -1}, "max_steps must be >= 0, got -1"),
+        ({"log_every": 0}, "log_every must be >= 1, got 0"),
+        ({"ckpt_every": -1}, "ckpt_every must be >= 0, got -1"),
+        ({"keep_last": 0}, "keep_last must be >= 1, got 0"),
+        ({"seed": -1}, "seed must be >= 0, got -1"),
+        ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
+        ({"momentum": 1.0}, "momentum must be a finite number >= 0 and < 1, got 1.0"),
+        ({"momentum": -0.1}, "momentum must be a finite number >= 0 and < 1, got -0.1"),
+        ({"weight_decay": -0.001}, "weight_decay must be a finite number >= 0, got -0.001"),
+        ({"gamma": 0.0}, "gamma must be a finite number > 0, got 0.0"),
+        ({"grad_clip": 0.0}, "grad_clip must be a finite number > 0, got 0.0"),
+        ({"grad_clip": -1.0}, "grad_clip must be a finite number > 0, got -1.0"),
+        ({"milestones": (0,)}, "milestones must be >= 1, got 0"),
+        ({"milestones": (5, 3)}, "milestones must be increasing, got (5, 3)"),
+    ],
+)
+def test_train_config_refuses_each_field_by_name(kw, msg):
+    from dmh.training import TrainConfig
+
+    with pytest.raises(ValueError, match="^" + re.escape(msg) + "$"):
+        TrainConfig(**kw)
+
+
+def test_train_config_accepts_the_boundaries():
+    from dmh.training import TrainConfig
+
+    ok = TrainConfig(max_steps=0, ckpt_every=0, seed=0, momentum=0.0, weight_decay=0.0, gamma=1.5, grad_clip=None,
+                     milestones=(1,))  # fmt: skip
+    assert ok.momentum == 0.0 and TrainConfig(momentum=0.999, grad_clip=1e-9).grad_clip == 1e-9
+
+
+def test_denoisenet_refuses_bad_inputs_and_arguments_by_name():
+    from dmh.nets import DenoiseNet
+
+    net = DenoiseNet(1, width=0.125)
+    shape = "DenoiseNet(in_channels=1) expects (N, 1, H, W) with H, W >= 1, got shape "
+    dtype = ("DenoiseNet's weights are torch.float32 but the input is torch.float64: images are floats in [0, 1] "
+             "(x.to(torch.float32); uint8 / uint16 images: dmh.images.to_nchw scales them)")  # fmt: skip
+    numpy = "DenoiseNet takes a torch tensor (N, C, H, W); got ndarray (see dmh.denoise)"
+    cases = [
+        (np.zeros((1, 1, 4, 4)), TypeError, numpy),
+        (torch.zeros(1, 1, 0, 4), ValueError, shape + "(1, 1, 0, 4)"),
+        (torch.zeros(1, 1, 4, 0), ValueError, shape + "(1, 1, 4, 0)"),
+        (torch.zeros(1, 1, 4, 4, dtype=torch.float64), TypeError, dtype),
+        (torch.full((1, 1, 4, 4), math.nan), ValueError, "DenoiseNet input holds NaN or inf values"),
+    ]
+    for x, kind, msg in cases:
+        with pytest.raises(kind, match="^" + re.escape(msg) + "$"):
+            net(x)
+    with pytest.raises(ValueError, match=r"^in_channels must be >= 1, got 0$"):
+        DenoiseNet(0)
+    with pytest.raises(ValueError, match=r"^width must be a finite number > 0 and <= 64, got 0$"):
+        DenoiseNet(1, width=0)
+    assert DenoiseNet(1, width=0.001).conv0.weight.shape[0] == 1  # every layer keeps at least one channel
+
+
+def test_the_released_grey_denoiser_denoises_a_synthetic_image():
+    """Through every layer (the bottlenecks' residual sums, the skips): 25 -> above 30 dB on a smooth image."""
+    from dmh.inference import denoise
+    from dmh.metrics import psnr
+    from dmh.nets import denoisenet
+    from dmh.noise import add_noise
+
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
+    clean = (0.2 + 0.5 * xx * yy + 0.2 * ((xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.1))[None, None]
+    noisy = add_noise(clean, 25.0, torch.Generator().manual_seed(0))
+    out = denoise(denoisenet(weights="grey-blind"), noisy)
+    assert psnr(noisy, clean) < 21 and psnr(out, clean) > 30
+
+
+def test_losses_and_noise_refuse_with_whole_lines():
+    from dmh.losses import JointLoss, classification_loss
+    from dmh.noise import add_noise, check_sigma
+
+    loss = JointLoss(0.5, "classification")
+    with pytest.raises(ValueError, match=r"^denoised \(1, 1, 2, 2\) and clean \(1, 1, 2, 3\) must have the same shape "
+                                         r"\(no broadcasting: a mismatch is a bug upstream\)$"):  # fmt: skip
+        loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 3))
+    with pytest.raises(ValueError, match=r"^lam > 0 needs the task logits and target$"):
+        loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), torch.zeros(1, 3), None)
+    with pytest.raises(ValueError, match=r"^labels must be class indices in \[0, 3\) for 3-class logits; got 3$"):
+        classification_loss(torch.zeros(1, 3), torch.tensor([3]))
+    numpy_msg = ("add_noise takes a torch tensor, got ndarray; convert images with dmh.images.to_nchw "
+                 "(numpy (H, W, C), uint8 / uint16 scaled to [0, 1])")  # fmt: skip
+    uint8_msg = ("add_noise takes float images in [0, 1], got torch.uint8 (the noise would be rounded and wrapped): "
+                 "use x.float() / 255 for uint8, or dmh.images.to_nchw")  # fmt: skip
+    with pytest.raises(TypeError, match="^" + re.escape(numpy_msg) + "$"):
+        add_noise(np.zeros((2, 2)), 10.0, torch.Generator())
+    with pytest.raises(TypeError, match="^" + re.escape(uint8_msg) + "$"):
+        add_noise(torch.zeros(1, 1, 2, 2, dtype=torch.uint8), 10.0, torch.Generator())
+    assert check_sigma(torch.tensor([30.0], dtype=torch.float64)).dtype == torch.float32
+
+
+def test_noise_keeps_a_double_images_dtype_and_draws_in_float32():
+    from dmh.noise import add_noise
+
+    x = torch.rand(1, 1, 3, 3, dtype=torch.float64)
+    y = add_noise(x, 51.0, torch.Generator().manual_seed(0))
+    n = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float32).double()
+    assert y.dtype == torch.float64 and torch.equal(y, x + n * (torch.tensor(51.0, dtype=torch.float64) / 255.0))
+
+
+class _SigmaSpy(nn.Module):
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:
+        self.seen = sigma
+        return x
+
+
+def test_run_denoiser_gives_the_level_in_the_inputs_dtype_per_image_or_none():
+    from dmh.cascade import run_denoiser
+
+    spy, x = _SigmaSpy(), torch.zeros(3, 1, 2, 2, dtype=torch.float64)
+    run_denoiser(spy, x, 25.5)
+    assert spy.seen.dtype == torch.float64 and torch.equal(spy.seen, torch.full((3,), 0.1, dtype=torch.float64))
+    run_denoiser(spy, x, torch.tensor([25.5, 51.0, 0.0]))
+    assert torch.allclose(spy.seen, torch.tensor([0.1, 0.2, 0.0], dtype=torch.float64))
+    run_denoiser(spy, x, None)
+    assert spy.seen is None
+    assert run_denoiser(nn.Identity(), x, 30.0) is x
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dmh.training: the history's averages, the bar, pruning by step number, train_once's schedule and resumption
+
+
+def test_history_rows_average_the_parts_over_log_every_steps_and_the_bar_shows_only_when_asked(capsys):
+    from dmh.training import TrainConfig, train
+
+    seen = []
+
+    def step(model: nn.Module, g: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        seen.append(len(seen) + 1)
+        loss, _ = _step(model, g)
+        return loss, {"k": float(len(seen))}
+
+    hist = train(_net(), step, TrainConfig(max_steps=5, log_every=2, progress=False))
+    assert [(r["step"], r["k"]) for r in hist] == [(2, 1.5), (4, 3.5), (5, 5.0)] and capsys.readouterr().err == ""
+    train(_net(), _step, TrainConfig(max_steps=3, progress=True), desc="demo")
+    err = capsys.readouterr().err
+    assert "demo: 100%" in err and "3/3" in err and "6/3" not in err and "loss=" in err
+
+
+def test_pruning_orders_checkpoints_by_step_number_past_ten_million(tmp_path):
+    from dmh.checkpoint import save_checkpoint
+    from dmh.training import TrainConfig, train
+
+    for step in (9_999_999, 10_000_000):
+        save_checkpoint(tmp_path / f"step_{step:07d}.pt", {"step": step})
+    train(_net(), _step, TrainConfig(max_steps=1, keep_last=1, progress=False), ckpt_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_10000000.pt"]
+
+
+def test_train_resumes_only_when_asked_counting_steps(tmp_path):
+    from dmh.training import TrainConfig, train
+
+    calls = []
+
+    def step(model: nn.Module, g: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        calls.append(1)
+        return _step(model, g)
+
+    train(_net(), step, TrainConfig(max_steps=2, progress=False), ckpt_dir=tmp_path)
+    train(_net(), step, TrainConfig(max_steps=3, progress=False), ckpt_dir=tmp_path)  # afresh: 3 steps
+    assert len(calls) == 5
+    train(_net(), step, TrainConfig(max_steps=4, progress=False), ckpt_dir=tmp_path, resume=True)  # from step 3
+    assert len(calls) == 6
+
+
+def test_train_once_resumes_with_its_label_keeps_a_given_checkpoint_interval_and_checkpoints_a_short_run(tmp_path):
+    from dmh.checkpoint import load_checkpoint, save_checkpoint
+    from dmh.training import TrainConfig, train_once
+
+    calls = []
+
+    def step(model: nn.Module, g: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        calls.append(1)
+        return _step(model, g)
+
+    train_once(_net(), step, TrainConfig(max_steps=4, progress=False), tmp_path / "a", "demo")
+    train_once(_net(), step, TrainConfig(max_steps=8, ckpt_every=5, progress=False), tmp_path / "a", "demo")
+    assert len(calls) == 8  # 4, then 4 more from the checkpoint at step 4
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["step_0000005.pt", "step_0000008.pt"]
+    train_once(_net(), step, TrainConfig(max_steps=4, keep_last=3, progress=False), tmp_path / "b", "demo")
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["step_0000002.pt", "step_0000003.pt",
+                                                                   "step_0000004.pt"]  # fmt: skip
+    last = tmp_path / "b" / "step_0000004.pt"
+    save_checkpoint(last, {k: v for k, v in load_checkpoint(last).items() if k != "history"})
+    assert train_once(_net(), step, TrainConfig(max_steps=4, progress=False), tmp_path / "b", "demo") == []
+
+    def bad(model: nn.Module, g: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        return _step(model, g)[0] * math.nan, {}
+
+    with pytest.raises(FloatingPointError, match=r"^demo: loss became nan at step 0$"):
+        train_once(_net(), bad, TrainConfig(max_steps=2, progress=False), tmp_path / "c", "demo")
+
+
+def test_train_once_says_why_it_trains_anew(tmp_path, capsys):
+    from dmh.training import TrainConfig, train_once
+
+    cfg = TrainConfig(max_steps=1, progress=False)
+    train_once(_net(), _step, cfg, tmp_path, "demo", depends_on={"v": 1})
+    train_once(_net(), _step, cfg, tmp_path, "demo", depends_on={"v": 2})
+    assert capsys.readouterr().out == (f"demo: the checkpoints in {tmp_path} were made from other inputs (starting "
+                                       "weights, task network or preset); training anew\n")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dmh.evaluate: defaults
+
+
+def test_evaluation_defaults_one_process_one_draw_seed_zero_and_passes_its_options(monkeypatch, capsys):
+    import concurrent.futures
+
+    from dmh import evaluate
+    from dmh.evaluate import evaluate_many, evaluate_task, noise_degradation
+
+    monkeypatch.setenv("DMH_CACHE", "off")
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", _Pool)
+    _Pool.made = []
+    task = _task()
+    images, labels = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+    jobs = [{"sigma": 10.0, "seed": 0}, {"sigma": 20.0, "seed": 0}]
+    assert evaluate_many(task, images, labels, jobs, progress=True) == [
+        evaluate_task(task, images, labels, **j) for j in jobs
+    ]
+    assert _Pool.made == [] and "2/2" in capsys.readouterr().err and "4/2" not in capsys.readouterr().err
+    row = noise_degradation(task, images, labels, [30.0])[0]
+    assert row["top1"] == evaluate_task(task, images, labels, sigma=30.0, seed=0)["top1"]
+    clean = noise_degradation(task, images, labels, [30.0], draws=2, denoiser=lambda x, s: images)[0]
+    assert clean["psnr"] == math.inf and clean["psnr_std"] == 0.0
+    threads = torch.get_num_threads()
+    try:
+        evaluate._init_worker(task, images, labels, None)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+        evaluate._WORKER.clear()
+
+
+def test_a_denoiser_whose_forward_has_no_signature_is_called_blind():
+    from dmh.cascade import run_denoiser, takes_sigma
+
+    m = nn.Module()
+    m.forward = torch.relu  # a builtin: inspect.signature raises
+    x = torch.tensor([[[[-1.0, 2.0]]]])
+    assert not takes_sigma(m) and torch.equal(run_denoiser(m, x, 30.0), torch.relu(x))
