@@ -103,6 +103,8 @@ bench: install
 # Mutation testing (mutmut, [tool.mutmut] in pyproject.toml: the core modules against their fast tests), caches off so
 # that every mutant recomputes; one thread per mutant, a mutant per core. mutmut runs the tests in its copy of dmh/
 # (mutants/), so the released weights are pointed to where they are. The score and the survivors: bench/MUTATION.md.
+# mutmut forks each mutant's test run; a forked child can wait forever on a lock copied from the parent, which mutmut
+# reports as a timeout: bench/mutation.py runs every timeout again without the fork before it scores.
 mutate: install
 	rm -rf mutants
 	t0=$$(date +%s); DMH_CACHE=off DMH_PRETRAINED=$(CURDIR)/data/pretrained OMP_NUM_THREADS=1 \

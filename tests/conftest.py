@@ -11,8 +11,13 @@ import pytest
 import skimage.data
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from dmh.nets import DenoiseNet
+
+# No tqdm monitor thread: `make mutate` forks the test process for each mutant, and a forked child whose bar waits
+# on the parent's monitor (a thread that does not exist in the child) never returns.
+tqdm.monitor_interval = 0
 
 
 def _make_denoiser(in_channels: int = 1, width: float = 0.25, seed: int = 0) -> DenoiseNet:
