@@ -5,7 +5,7 @@
 #                         the Debian training photographs of the released denoisers (data/photos/, dmh/photos.json)
 #   make test             the test suite (TEST_PREFIX="unshare -n" runs it without network; PYTEST_ARGS="-k nets");
 #                         installs Chromium + ChromeDriver first (apt) for the explorer's browser test
-#   make test-long        the docs' commands of a minute or more, run as written to their end (about 3 min)
+#   make test-long        the docs' long commands run to their end, the task networks' full test scores (~3 min)
 #   make reproduce        the whole study at PRESET (cpu by default, or smoke; the paper scale runs with torchrun -m dmh.ddp)
 #   make bench            the benchmarks
 #   make mutate           mutation testing of the thin core against its fast tests (mutmut; bench/MUTATION.md)
@@ -90,7 +90,8 @@ browser:
 test: install browser
 	$(TEST_PREFIX) $(PY) -m pytest $(PYTEST_ARGS)
 
-# The docs' commands that take a minute or more each, run as written to their end (tests marked `long`).
+# The checks of a minute or so outside the suite (tests marked `long`): the docs' long commands run as written to
+# their end, the kept task networks' scores on their whole test sets.
 test-long: install
 	$(TEST_PREFIX) $(PY) -m pytest -m long $(PYTEST_ARGS)
 
