@@ -86,11 +86,10 @@ def diff(name: str) -> str:
     return " -> ".join(lines)[:160].replace("|", "\\|")
 
 
-def recheck(name: str, limit: float = 90.0) -> str:
-    """A timed-out mutant's status from its covering tests run directly in mutants/ (no fork; mutmut's stats say
-    which tests): "killed" when one fails, "survived" when all pass, "timeout" past `limit` seconds."""
-    stats = json.loads((ROOT / "mutants" / "mutmut-stats.json").read_text())
-    tests = stats["tests_by_mangled_function_name"][name.rsplit("__mutmut_", 1)[0]]
+def recheck(name: str, tests_by_function: dict[str, list[str]], limit: float = 90.0) -> str:
+    """A timed-out mutant's status from its covering tests (`tests_by_function`: mutmut's stats) run directly in
+    mutants/, without mutmut's fork: "killed" when one fails, "survived" when all pass, "timeout" past `limit` s."""
+    tests = tests_by_function[name.rsplit("__mutmut_", 1)[0]]
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *tests]
     env = {**os.environ, "MUTANT_UNDER_TEST": name, "DMH_CACHE": "off"}
     try:
@@ -107,7 +106,9 @@ def main(seconds: float | None = None) -> str:
     # mutmut forks each mutant's tests; a forked child can wait forever on a lock copied from the parent, and mutmut
     # then reports a timeout (counted as detected). Every timeout is run again directly, which decides it.
     timed_out = sorted(n for n, s in status.items() if s == "timeout")
-    status.update({n: recheck(n) for n in timed_out})
+    if timed_out:
+        stats = json.loads((ROOT / "mutants" / "mutmut-stats.json").read_text())
+        status.update({n: recheck(n, stats["tests_by_mangled_function_name"]) for n in timed_out})
     rechecked = Counter(status[n] for n in timed_out)
     counts = Counter(status.values())
     survivors = sorted(n for n, s in status.items() if s == "survived")
