@@ -51,6 +51,31 @@ def _load(folder: Path, name: str) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _table_claims(folder: Path, name: str) -> list[dict[str, Any]]:
+    """The verdict rows of claims (2) and (3) (claims.json) or of claim (2) with another base (claims_<short>.json):
+    the file's when `folder` has it; otherwise, for a folder with the tables but not the file (a knob run of 04 or 05
+    alone), computed from its tables by the rule 06 applies (`dmh.study.verdicts.table_claims`), for the comparisons
+    whose rows the tables hold, and written nowhere."""
+    loaded = _load(folder, name)
+    if loaded is not None:
+        return loaded.get("claims", [])
+    if name == "claims.json":
+        tables = [t for t in (_load(folder, "table2.json"), _load(folder, "table3.json")) if t is not None]
+        if not tables:
+            return []
+        from dmh.study.verdicts import CLAIMS, UNSEEN_CLAIMS, table_claims
+
+        def held(t: dict[str, Any], comps: tuple[tuple, ...]) -> list[tuple]:
+            return [c for c in comps if c[1] in t["rows"] and c[2] in t["rows"]]
+
+        return [c for t in tables for c in table_claims(t, None, held(t, CLAIMS), held(t, UNSEEN_CLAIMS))]
+    from dmh.study.other_denoisers import OTHER_BASES, other_table_claims
+
+    base = next((b for b, (_, short) in OTHER_BASES.items() if name == f"claims_{short}.json"), None)
+    table = None if base is None else _load(folder, f"table2_{OTHER_BASES[base][1]}.json")
+    return [] if table is None else other_table_claims(table, base)
+
+
 def anchor(title: str) -> str:
     """The GitHub anchor of a "## title" heading of docs/RESULTS.md."""
     return "#" + re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
@@ -61,7 +86,8 @@ def _section(result_file: str) -> str:
 
 
 def answer_rows(folder: Path) -> list[dict[str, Any]]:
-    """Every verdict of the answer, from the claims files of a results folder, in the answer's order: {"key" (what
+    """Every verdict of the answer, from the claims files of a results folder (claims (2) and (3) from its tables when
+    the folder has them without claims.json: `_table_claims`), in the answer's order: {"key" (what
     identifies the comparison across runs and tiers), "claim", "comparison", "on", "diff", "se", "scale", "unit",
     "psnr" (the two rows' PSNR difference, dB, or None), "verdict", "file"}."""
     rows: list[dict[str, Any]] = []
@@ -84,7 +110,7 @@ def answer_rows(folder: Path) -> list[dict[str, Any]]:
         )
     nets = {"A": "classifier A", "B": "segmenter B", "C": "classifier C (never trained through)"}
     for file in ("claims.json", "claims_dncnn.json"):  # claims (2) and (3); (2) with the field's denoiser
-        for c in (_load(folder, file) or {}).get("claims", []):
+        for c in _table_claims(folder, file):
             unit = "points top-1" if c["task"] in ("A", "C") else "points mean IoU"
             where = "CBM3D subset" if c.get("subset") else "test set"
             add(file, c, f"{c['a']} vs {c['b']}", f"{nets[c['task']]}, {where}", 100, unit,

@@ -139,9 +139,12 @@ def compare(run: Path, reference: Path = DOCS / "results") -> dict[str, Any]:
 
 
 def summary_line(c: dict[str, Any]) -> str:
-    """ "43 of 43 verdicts as published (412 numbers identical, 6 within 0.01, 0 further)"."""
-    rows = c["rows"]
+    """ "43 of 43 verdicts as published (412 numbers identical, 6 within 0.01, 0 further)": over the verdicts both
+    runs have, with how many of the reference's this run did not compute (a run of some notebooks only)."""
+    rows = [r for r in c["rows"] if r["verdict_run"] is not None]
     line = f"{sum(r['same'] for r in rows)} of {len(rows)} verdicts as published"
+    if len(rows) < len(c["rows"]):
+        line += f"; {len(c['rows']) - len(rows)} of the reference's verdicts not in this run"
     if c["numbers"] is not None:
         tot = {k: sum(f[k] for f in c["numbers"].values()) for k in ("identical", "within", "larger")}
         line += f" (same settings: {tot['identical']} numbers identical, {tot['within']} within {WITHIN:g}, "
@@ -180,7 +183,7 @@ def reproduction_md(c: dict[str, Any]) -> str:
                     r["this run"],
                     r["verdict_published"],
                     r["verdict_run"] or "(no such row)",
-                    "yes" if r["same"] else "**no**",
+                    "-" if r["verdict_run"] is None else "yes" if r["same"] else "**no**",
                 ]
                 for r in c["rows"]
             ],

@@ -39,6 +39,22 @@ def _make_bn_classifier(in_channels: int = 1, num_classes: int = 4, seed: int = 
     )
 
 
+def _make_tiny_task(kind: str = "classification") -> nn.Module:
+    """A frozen `TaskNet` of 3 classes on (N, 1, 4, 4) inputs, seeded: a linear classifier, or a 1 x 1 convolution
+    for "segmentation"."""
+    from dmh.tasks import TaskNet
+
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)) if kind != "segmentation" else nn.Conv2d(1, 3, 1)
+    return TaskNet(body, kind=kind, num_classes=3, in_channels=1, mean=(0.5,), std=(0.25,))
+
+
+@pytest.fixture
+def make_tiny_task():
+    """Factory: make_tiny_task(kind="classification") -> a seeded 3-class TaskNet on 4 x 4 grey inputs."""
+    return _make_tiny_task
+
+
 @pytest.fixture
 def make_denoiser():
     """Factory: make_denoiser(in_channels=1, width=0.25, seed=0) -> seeded DenoiseNet."""

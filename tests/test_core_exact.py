@@ -379,14 +379,6 @@ class _Sigma(nn.Module):
         return x * 0 + s
 
 
-def _task() -> nn.Module:
-    from dmh.tasks import TaskNet
-
-    torch.manual_seed(0)
-    return TaskNet(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), kind="classification", num_classes=3,
-                   in_channels=1, mean=(0.5,), std=(0.25,))  # fmt: skip
-
-
 def test_evaluation_gives_a_sigma_taking_denoiser_the_noise_level_and_runs_denoisenet_through_its_fast_copy(
     monkeypatch,
 ):
@@ -431,7 +423,7 @@ class _Pool:
 
 @pytest.mark.parametrize("cache", [False, True])
 def test_evaluate_many_in_worker_processes_equals_one_process_with_the_other_classifiers(
-    cache, monkeypatch, tmp_path, capsys
+    cache, monkeypatch, tmp_path, capsys, make_tiny_task
 ):
     """Jobs to compute go to min(workers, jobs) spawned processes when there are 2 or more of them and workers > 1;
     the results equal `evaluate_task`'s, with the other classifiers' scores; the bar ends at its count."""
@@ -441,7 +433,7 @@ def test_evaluate_many_in_worker_processes_equals_one_process_with_the_other_cla
     from dmh.evaluate import evaluate_many, evaluate_task
 
     monkeypatch.setenv("DMH_CACHE", str(tmp_path) if cache else "off")
-    task, other = _task(), _task()
+    task, other = make_tiny_task(), make_tiny_task()
     nn.init.normal_(other.net[1].weight, generator=torch.Generator().manual_seed(4))
     images, labels = torch.rand(6, 1, 4, 4), torch.tensor([0, 1, 2, 0, 1, 2])
     also = {"C": other}
@@ -611,10 +603,10 @@ def test_perceptual_distance_equals_a_reference_and_does_not_depend_on_the_batch
         perceptual_distance(features, x, ref[:4])
 
 
-def test_noise_degradation_averages_seeded_draws_per_sigma():
+def test_noise_degradation_averages_seeded_draws_per_sigma(make_tiny_task):
     from dmh.evaluate import evaluate_task, noise_degradation
 
-    task = _task()
+    task = make_tiny_task()
     images, labels = torch.rand(6, 1, 4, 4), torch.tensor([0, 1, 2, 0, 1, 2])
     rows = noise_degradation(task, images, labels, [20.0, 60.0], draws=3, seed=5)
     for row, s in zip(rows, (20.0, 60.0)):
@@ -843,7 +835,7 @@ def test_train_once_says_why_it_trains_anew(tmp_path, capsys):
 # dmh.evaluate: defaults
 
 
-def test_evaluation_defaults_one_process_one_draw_seed_zero_and_passes_its_options(monkeypatch, capsys):
+def test_evaluation_defaults_one_process_one_draw_seed_zero_and_passes_its_options(monkeypatch, capsys, make_tiny_task):
     import concurrent.futures
 
     from dmh import evaluate
@@ -852,7 +844,7 @@ def test_evaluation_defaults_one_process_one_draw_seed_zero_and_passes_its_optio
     monkeypatch.setenv("DMH_CACHE", "off")
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", _Pool)
     _Pool.made = []
-    task = _task()
+    task = make_tiny_task()
     images, labels = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
     jobs = [{"sigma": 10.0, "seed": 0}, {"sigma": 20.0, "seed": 0}]
     assert evaluate_many(task, images, labels, jobs, progress=True) == [

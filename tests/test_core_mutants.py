@@ -101,19 +101,11 @@ class Spy(nn.Module):
         return x * self.w
 
 
-def _task(kind: str = "classification") -> nn.Module:
-    from dmh.tasks import TaskNet
-
-    torch.manual_seed(0)
-    body = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)) if kind != "segmentation" else nn.Conv2d(1, 3, 1)
-    return TaskNet(body, kind=kind, num_classes=3, in_channels=1, mean=(0.5,), std=(0.25,))
-
-
-def test_the_cascade_gives_the_noise_level_to_the_denoiser():
+def test_the_cascade_gives_the_noise_level_to_the_denoiser(make_tiny_task):
     from dmh import Cascade
 
     spy = Spy()
-    Cascade(spy, _task())(torch.rand(2, 1, 4, 4), sigma=25.5)
+    Cascade(spy, make_tiny_task())(torch.rand(2, 1, 4, 4), sigma=25.5)
     assert torch.allclose(spy.seen[0], torch.full((2,), 0.1))
 
 
@@ -142,11 +134,11 @@ def test_the_step_samples_its_batch_with_the_loops_generator():
     assert seen == [g]
 
 
-def test_lambda_zero_never_runs_the_task_network_and_lambda_above_passes_sigma_through_the_cascade():
+def test_lambda_zero_never_runs_the_task_network_and_lambda_above_passes_sigma_through_the_cascade(make_tiny_task):
     from dmh.steps import joint_step
 
     clean, y = torch.rand(2, 1, 4, 4), torch.tensor([0, 2])
-    task = _task()
+    task = make_tiny_task()
     calls = []
     task.register_forward_hook(lambda *a: calls.append(1))
     spy = Spy()
@@ -157,17 +149,17 @@ def test_lambda_zero_never_runs_the_task_network_and_lambda_above_passes_sigma_t
     assert calls == [1] and parts["task"] > 0 and torch.allclose(spy.seen[0], torch.full((2,), 30 / 255))
 
 
-def test_the_label_free_target_is_the_task_networks_prediction_on_the_clean_batch():
+def test_the_label_free_target_is_the_task_networks_prediction_on_the_clean_batch(make_tiny_task):
     """With the denoiser returning its input and no noise, the label-free task term (KL to the clean prediction)
     is 0; the kind comes from the task network when not given."""
     from dmh.steps import joint_step
 
     clean = torch.rand(3, 1, 4, 4)
-    task = _task()
+    task = make_tiny_task()
     task.kind = "label_free"
     _, parts = joint_step(lambda g: clean, task, lam=1.0, sigma=0.0)(Spy(), torch.Generator())
     assert parts["task"] == pytest.approx(0.0, abs=1e-6)
-    seg = _task("segmentation")
+    seg = make_tiny_task("segmentation")
     y = torch.randint(0, 3, (3, 4, 4))
     _, seg_parts = joint_step(lambda g: (clean, y), seg, lam=1.0, sigma=0.0)(Spy(), torch.Generator())
     from dmh.losses import segmentation_loss

@@ -76,3 +76,28 @@ def test_dmh_compare_prints_the_line_as_the_readme_shows(tmp_path):
     res = subprocess.run([str(Path(sys.executable).parent / "dmh"), "compare", str(run)], capture_output=True,
                          text=True)  # fmt: skip
     assert res.returncode == 0 and "verdicts as published" in res.stdout and (run / "REPRODUCTION.md").is_file()
+
+
+def test_a_run_of_04_alone_compares_the_verdicts_of_its_tables(tmp_path):
+    """A knob run of 04 has Table 2 (and its DnCNN rows) but no claims files: its claim-(2) verdicts are computed from
+    the tables by 06's rule (the published claims.json's rows for Table 2's comparisons, number for number), and the
+    line counts only the verdicts both runs have."""
+    run = tmp_path / "lam_run"
+    run.mkdir()
+    for name in ("table2.json", "table2_dncnn.json"):
+        shutil.copy(PUBLISHED / name, run / name)
+    t2 = json.loads((run / "table2.json").read_text())
+    del t2["rows"]["cross-task"]  # 04 alone may lack 06's rows: comparisons of absent rows are left out
+    (run / "table2.json").write_text(json.dumps(t2))
+    published = {r["key"]: r for r in answer_rows(PUBLISHED)}
+    derived = answer_rows(run)
+    assert {r["file"] for r in derived} == {"claims.json", "claims_dncnn.json"}
+    assert {r["key"][4] for r in derived} == {"A", "C"} and all(r["key"][2] != "cross-task" for r in derived)
+    for r in derived:
+        want = published[r["key"]]
+        assert [r[k] for k in ("diff", "se", "psnr", "verdict")] == [want[k] for k in ("diff", "se", "psnr", "verdict")]
+    c = reproduction.compare(run)
+    n, total = len(derived), len(published)
+    assert reproduction.summary_line(c).startswith(
+        f"{n} of {n} verdicts as published; {total - n} of the reference's verdicts not in this run")
+    assert not list(run.glob("claims*.json"))  # computed, never written into the run

@@ -28,7 +28,15 @@ from dmh.study.tables import task_table
 from dmh.study.valscores import ValScores
 from dmh.study.verdicts import table_claims, write_claims
 
-__all__ = ["OTHER_BASES", "other_sweep_runs", "train_other_sweep", "other_ablation", "other_table", "other_claims"]
+__all__ = [
+    "OTHER_BASES",
+    "other_sweep_runs",
+    "train_other_sweep",
+    "other_ablation",
+    "other_table",
+    "other_table_claims",
+    "other_claims",
+]
 
 #: Released grey bases of other architectures -> (the label of their rows and claims, the short name of their files).
 OTHER_BASES = {"grey-dncnn": ("DnCNN", "dncnn")}
@@ -117,19 +125,26 @@ def other_table(name: str, p: Preset, out: Path, ablation: dict[str, Any], progr
     return task_table("A", rows, p, out, f"table2_{short}", progress=progress, lams=info)
 
 
-def other_claims(out: Path, name: str = "grey-dncnn", sigmas: list[float] | None = None) -> dict[str, Any]:
-    """The verdicts of claim (2) with the base `name`: joint (chosen) and joint (paper) against separate, and joint
-    (chosen) against CBM3D, through A; the same two against separate through C. Written to out/claims_<short>.json
-    (the shape of claims.json)."""
-    label, short = OTHER_BASES[name]
-    t = read_json(require(out / f"table2_{short}.json", "04_joint_classification.ipynb"))
+def other_table_claims(t: dict[str, Any], name: str = "grey-dncnn", sigmas: list[float] | None = None
+                       ) -> list[dict[str, Any]]:  # fmt: skip
+    """The verdicts of claim (2) with the base `name` on its table `t` (table2_<short>.json): joint (chosen) and joint
+    (paper) against separate, and joint (chosen) against CBM3D, through A; the same two against separate through C."""
+    label, _ = OTHER_BASES[name]
     claim = f"(2) with {label} as the denoiser"
     comparisons = [(f"{claim}: joint beats separate", "joint (chosen)", "separate", False),
                    (f"{claim}: joint beats separate", "joint (paper)", "separate", False),
                    (f"{claim}: joint beats CBM3D", "joint (chosen)", "CBM3D", True)]  # fmt: skip
     unseen = [(f"{claim}: joint's gain carries to an unseen classifier", "joint (chosen)", "separate"),
               (f"{claim}: joint's gain carries to an unseen classifier", "joint (paper)", "separate")]  # fmt: skip
-    found = table_claims(t, sigmas, comparisons, unseen)
+    return table_claims(t, sigmas, comparisons, unseen)
+
+
+def other_claims(out: Path, name: str = "grey-dncnn", sigmas: list[float] | None = None) -> dict[str, Any]:
+    """`other_table_claims` on out/table2_<short>.json, written to out/claims_<short>.json (the shape of
+    claims.json)."""
+    _, short = OTHER_BASES[name]
+    t = read_json(require(out / f"table2_{short}.json", "04_joint_classification.ipynb"))
+    found = other_table_claims(t, name, sigmas)
     rule = (f"As claims.json: the metric averaged over sigma, per training seed; a difference counts beyond {Z:g} "
             "standard errors over the seeds. Every row starts from the released base " + name + ".")  # fmt: skip
     return write_claims(out, f"claims_{short}.json", rule, found, base=name, sigmas=sigmas)
