@@ -451,7 +451,8 @@ def plot_ablation(
         ax.set_xlabel(_metric_label(x))
         if separate:
             ax.set_title(task, fontsize=10)
-            ax.set_ylabel(_metric_label(ykey[task]))
+            if i == 0 or len({ykey[t] for t in points}) > 1:  # one label when every panel plots one measure
+                ax.set_ylabel(_metric_label(ykey[task]))
         ax.grid(alpha=0.3)
         ax.margins(0.1)
     if not separate:

@@ -139,9 +139,12 @@ def test_plot_ablation_shared_and_separate():
     texts = [t.get_text() for t in ax.texts]
     assert "λ=1/4" in texts and "λ=1/16" in texts and "λ=0" in texts
     fig = viz.plot_ablation(pts, y={"cls": "metric", "seg": "psnr"})
-    assert len(fig.axes) == 2  # different metrics: one subplot per task
+    assert len(fig.axes) == 2  # different metrics: one subplot per task, each with its label
+    assert all(ax.get_ylabel() for ax in fig.axes) and fig.axes[0].get_ylabel() != fig.axes[1].get_ylabel()
     far = {"cls": _ablation(29.0, 0.80), "seg": _ablation(20.0, 0.20)}
-    assert len(viz.plot_ablation(far).axes) == 2  # values far apart: separate
+    axes = viz.plot_ablation(far).axes
+    assert len(axes) == 2  # values far apart: separate
+    assert axes[0].get_ylabel() and not axes[1].get_ylabel()  # one measure: labelled once, clear of the title
     assert len(viz.plot_ablation(far, separate=False).axes) == 1
     with pytest.raises(ValueError, match="not among its lambdas"):
         viz.plot_ablation(pts, mark={"cls": 0.5})
