@@ -49,6 +49,26 @@ def _make_tiny_task(kind: str = "classification") -> nn.Module:
     return TaskNet(body, kind=kind, num_classes=3, in_channels=1, mean=(0.5,), std=(0.25,))
 
 
+class _SigmaSpy(nn.Module):
+    """A denoiser with deepinv's signature `forward(x, sigma)`: records each sigma it is given (`seen`) and returns x
+    times a parameter, so that gradients flow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(()))
+        self.seen: list = []
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        self.seen.append(sigma)
+        return x * self.w
+
+
+@pytest.fixture
+def sigma_spy():
+    """Factory: sigma_spy() -> a new denoiser that records the noise levels it is given."""
+    return _SigmaSpy
+
+
 @pytest.fixture
 def make_tiny_task():
     """Factory: make_tiny_task(kind="classification") -> a seeded 3-class TaskNet on 4 x 4 grey inputs."""

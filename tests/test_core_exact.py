@@ -727,22 +727,17 @@ def test_noise_keeps_a_double_images_dtype_and_draws_in_float32():
     assert y.dtype == torch.float64 and torch.equal(y, x + n * (torch.tensor(51.0, dtype=torch.float64) / 255.0))
 
 
-class _SigmaSpy(nn.Module):
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:
-        self.seen = sigma
-        return x
-
-
-def test_run_denoiser_gives_the_level_in_the_inputs_dtype_per_image_or_none():
+def test_run_denoiser_gives_the_level_in_the_inputs_dtype_per_image_or_none(sigma_spy):
     from dmh.cascade import run_denoiser
 
-    spy, x = _SigmaSpy(), torch.zeros(3, 1, 2, 2, dtype=torch.float64)
+    spy, x = sigma_spy().double(), torch.zeros(3, 1, 2, 2, dtype=torch.float64)
     run_denoiser(spy, x, 25.5)
-    assert spy.seen.dtype == torch.float64 and torch.equal(spy.seen, torch.full((3,), 0.1, dtype=torch.float64))
+    assert spy.seen[-1].dtype == torch.float64
+    assert torch.equal(spy.seen[-1], torch.full((3,), 0.1, dtype=torch.float64))
     run_denoiser(spy, x, torch.tensor([25.5, 51.0, 0.0]))
-    assert torch.allclose(spy.seen, torch.tensor([0.1, 0.2, 0.0], dtype=torch.float64))
+    assert torch.allclose(spy.seen[-1], torch.tensor([0.1, 0.2, 0.0], dtype=torch.float64))
     run_denoiser(spy, x, None)
-    assert spy.seen is None
+    assert spy.seen[-1] is None
     assert run_denoiser(nn.Identity(), x, 30.0) is x
 
 

@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from dmh.stats import choose_lambda, compare, summary
 
@@ -82,40 +81,21 @@ def test_sample_sigma_refuses_a_bad_range_by_name():
         sample_sigma(2, (5.0, 1.0))
 
 
-class Spy(nn.Module):
-    """Records its inputs; returns them (times a parameter, so that gradients flow)."""
-
-    def __init__(self, takes_sigma: bool = True) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.ones(()))
-        self.seen: list = []
-        if not takes_sigma:
-            self.forward = self._plain  # type: ignore[method-assign]
-
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
-        self.seen.append(sigma)
-        return x * self.w
-
-    def _plain(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.append("plain")
-        return x * self.w
-
-
-def test_the_cascade_gives_the_noise_level_to_the_denoiser(make_tiny_task):
+def test_the_cascade_gives_the_noise_level_to_the_denoiser(make_tiny_task, sigma_spy):
     from dmh import Cascade
 
-    spy = Spy()
+    spy = sigma_spy()
     Cascade(spy, make_tiny_task())(torch.rand(2, 1, 4, 4), sigma=25.5)
     assert torch.allclose(spy.seen[0], torch.full((2,), 0.1))
 
 
-def test_the_step_draws_sigma_and_noise_from_the_loops_generator():
+def test_the_step_draws_sigma_and_noise_from_the_loops_generator(sigma_spy):
     """Two steps with equal generators give equal losses; the range draws one sigma per image from that generator."""
     from dmh.steps import draw_sigma, joint_step
 
     clean = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(1))
     step = joint_step(lambda g: clean, None, lam=0.0, sigma=(5.0, 100.0))
-    losses = [step(Spy(), torch.Generator().manual_seed(3))[1]["rec"] for _ in range(2)]
+    losses = [step(sigma_spy(), torch.Generator().manual_seed(3))[1]["rec"] for _ in range(2)]
     assert losses[0] == losses[1]
     torch.manual_seed(99)  # the global RNG must not be what the draws come from
     a = draw_sigma(4, (5.0, 100.0), torch.Generator().manual_seed(3))
@@ -124,32 +104,34 @@ def test_the_step_draws_sigma_and_noise_from_the_loops_generator():
     assert torch.equal(draw_sigma(3, 30.0, torch.Generator()), torch.full((3,), 30.0))
 
 
-def test_the_step_samples_its_batch_with_the_loops_generator():
+def test_the_step_samples_its_batch_with_the_loops_generator(sigma_spy):
     from dmh.steps import joint_step
 
     seen = []
     step = joint_step(lambda g: seen.append(g) or torch.rand(2, 1, 4, 4, generator=g), None, lam=0.0, sigma=20.0)
     g = torch.Generator().manual_seed(0)
-    step(Spy(), g)
+    step(sigma_spy(), g)
     assert seen == [g]
 
 
-def test_lambda_zero_never_runs_the_task_network_and_lambda_above_passes_sigma_through_the_cascade(make_tiny_task):
+def test_lambda_zero_never_runs_the_task_network_and_lambda_above_passes_sigma_through_the_cascade(
+    make_tiny_task, sigma_spy
+):
     from dmh.steps import joint_step
 
     clean, y = torch.rand(2, 1, 4, 4), torch.tensor([0, 2])
     task = make_tiny_task()
     calls = []
     task.register_forward_hook(lambda *a: calls.append(1))
-    spy = Spy()
+    spy = sigma_spy()
     _, parts = joint_step(lambda g: (clean, y), task, lam=0.0, sigma=30.0)(spy, torch.Generator())
     assert calls == [] and math.isnan(parts["task"]) and torch.allclose(spy.seen[0], torch.full((2,), 30 / 255))
-    spy = Spy()
+    spy = sigma_spy()
     _, parts = joint_step(lambda g: (clean, y), task, lam=0.5, sigma=30.0)(spy, torch.Generator())
     assert calls == [1] and parts["task"] > 0 and torch.allclose(spy.seen[0], torch.full((2,), 30 / 255))
 
 
-def test_the_label_free_target_is_the_task_networks_prediction_on_the_clean_batch(make_tiny_task):
+def test_the_label_free_target_is_the_task_networks_prediction_on_the_clean_batch(make_tiny_task, sigma_spy):
     """With the denoiser returning its input and no noise, the label-free task term (KL to the clean prediction)
     is 0; the kind comes from the task network when not given."""
     from dmh.steps import joint_step
@@ -157,11 +139,11 @@ def test_the_label_free_target_is_the_task_networks_prediction_on_the_clean_batc
     clean = torch.rand(3, 1, 4, 4)
     task = make_tiny_task()
     task.kind = "label_free"
-    _, parts = joint_step(lambda g: clean, task, lam=1.0, sigma=0.0)(Spy(), torch.Generator())
+    _, parts = joint_step(lambda g: clean, task, lam=1.0, sigma=0.0)(sigma_spy(), torch.Generator())
     assert parts["task"] == pytest.approx(0.0, abs=1e-6)
     seg = make_tiny_task("segmentation")
     y = torch.randint(0, 3, (3, 4, 4))
-    _, seg_parts = joint_step(lambda g: (clean, y), seg, lam=1.0, sigma=0.0)(Spy(), torch.Generator())
+    _, seg_parts = joint_step(lambda g: (clean, y), seg, lam=1.0, sigma=0.0)(sigma_spy(), torch.Generator())
     from dmh.losses import segmentation_loss
 
     assert seg_parts["task"] == pytest.approx(float(segmentation_loss(seg(clean), y)), rel=1e-5)

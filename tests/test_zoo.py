@@ -32,34 +32,21 @@ def test_a_deepinv_dncnn_in_the_cascade_with_classifier_a():
     assert all(p.grad is not None for p in d.parameters()) and all(p.grad is None for p in a.parameters())
 
 
-class SigmaSpy(nn.Module):
-    """A denoiser with deepinv's signature that records the noise levels it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.ones(()))
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float | None = None) -> torch.Tensor:
-        self.seen.append(torch.as_tensor(sigma))
-        return x * self.w
-
-
-def test_the_training_step_gives_each_draws_sigma_in_deepinvs_units():
+def test_the_training_step_gives_each_draws_sigma_in_deepinvs_units(sigma_spy):
     from dmh.steps import draw_sigma, joint_step
 
     clean = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    spy = SigmaSpy()
+    spy = sigma_spy()
     joint_step(lambda g: clean, None, lam=0.0, sigma=(5.0, 100.0))(spy, torch.Generator().manual_seed(4))
     want = draw_sigma(5, (5.0, 100.0), torch.Generator().manual_seed(4)) / 255
     assert torch.allclose(spy.seen[0], want)
 
 
-def test_evaluation_gives_a_sigma_taking_denoiser_the_noise_level():
+def test_evaluation_gives_a_sigma_taking_denoiser_the_noise_level(sigma_spy):
     from dmh.evaluate import evaluate_task
     from dmh.tasks import TaskNet
 
-    spy = SigmaSpy()
+    spy = sigma_spy()
     task = TaskNet(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), kind="classification", num_classes=3,
                    in_channels=1, mean=(0.5,), std=(0.25,))  # fmt: skip
     x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
