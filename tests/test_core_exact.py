@@ -845,7 +845,8 @@ def test_evaluation_defaults_one_process_one_draw_seed_zero_and_passes_its_optio
     assert evaluate_many(task, images, labels, jobs, progress=True) == [
         evaluate_task(task, images, labels, **j) for j in jobs
     ]
-    assert _Pool.made == [] and "2/2" in capsys.readouterr().err and "4/2" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert _Pool.made == [] and "2/2" in err and "4/2" not in err
     row = noise_degradation(task, images, labels, [30.0])[0]
     assert row["top1"] == evaluate_task(task, images, labels, sigma=30.0, seed=0)["top1"]
     clean = noise_degradation(task, images, labels, [30.0], draws=2, denoiser=lambda x, s: images)[0]
